@@ -1,0 +1,42 @@
+import type * as NodeCrypto from 'node:crypto';
+import { makeSuite, type CryptoSuite, type Primitives } from './suite.js';
+
+/** A view on a Buffer's bytes, so callers get a plain Uint8Array (no Buffer slice/toString quirks). */
+function plain(buf: Uint8Array): Uint8Array {
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** Builds the suite on a node:crypto module passed in, so this file never imports node:crypto itself. */
+export function nodeCryptoSuite(nc: typeof NodeCrypto): CryptoSuite {
+  const primitives: Primitives = {
+    name: 'node',
+    randomBytes: (n) => nc.randomFillSync(new Uint8Array(n)),
+    aes256ctr(key, iv, input, out) {
+      const c = nc.createCipheriv('aes-256-ctr', key, iv);
+      out.set(c.update(input), 0);
+      c.final();
+    },
+    aes128block(key, block) {
+      const c = nc.createCipheriv('aes-128-ecb', key, null);
+      c.setAutoPadding(false);
+      const s = c.update(block);
+      c.final();
+      return plain(s);
+    },
+    sha256: (data) => plain(nc.createHash('sha256').update(data).digest()),
+    createSha256() {
+      const h = nc.createHash('sha256');
+      return {
+        update(d) {
+          h.update(d);
+        },
+        digest: () => plain(h.digest()),
+      };
+    },
+    scrypt: (password, salt, { N, r, p }, maxmem) =>
+      new Promise((resolve, reject) => {
+        nc.scrypt(password, salt, 64, { N, r, p, maxmem }, (err, key) => (err ? reject(err) : resolve(plain(key))));
+      }),
+  };
+  return makeSuite(primitives);
+}

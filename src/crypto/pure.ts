@@ -1,0 +1,39 @@
+import { ctr, ecb } from '@noble/ciphers/aes.js';
+import { scryptAsync } from '@noble/hashes/scrypt.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { ResticError } from '../errors.js';
+import { makeSuite, type CryptoSuite, type Primitives } from './suite.js';
+
+/** getRandomValues refuses more than 65536 bytes per call. */
+const RANDOM_CHUNK = 65536;
+
+const purePrimitives: Primitives = {
+  name: 'pure',
+  randomBytes(n) {
+    const webCrypto = (globalThis as { crypto?: { getRandomValues?(a: Uint8Array): Uint8Array } }).crypto;
+    if (typeof webCrypto?.getRandomValues !== 'function') throw new ResticError('no secure random number source available');
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i += RANDOM_CHUNK) webCrypto.getRandomValues(out.subarray(i, Math.min(n, i + RANDOM_CHUNK)));
+    return out;
+  },
+  aes256ctr(key, iv, input, out) {
+    out.set(ctr(key, iv).encrypt(input));
+  },
+  aes128block(key, block) {
+    return ecb(key, { disablePadding: true }).encrypt(block);
+  },
+  sha256: (data) => sha256(data),
+  createSha256() {
+    const h = sha256.create();
+    return {
+      update(d) {
+        h.update(d);
+      },
+      digest: () => h.digest(),
+    };
+  },
+  scrypt: (password, salt, { N, r, p }, maxmem) => scryptAsync(password, salt, { N, r, p, dkLen: 64, maxmem }),
+};
+
+/** The pure-JS implementation (@noble), used where node:crypto is missing; tests import it directly. */
+export const pureCrypto: CryptoSuite = makeSuite(purePrimitives);
