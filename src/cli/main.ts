@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ResticError, UsageError } from '../errors.js';
+import { runCommand, COMMANDS, type GlobalOptions } from './commands.js';
+
+type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+const GLOBAL_OPTIONS: OptionSpec = {
+  repo: { type: 'string', short: 'r' },
+  'password-file': { type: 'string', short: 'p' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  verbose: { type: 'boolean', short: 'v', multiple: true },
+  'no-lock': { type: 'boolean' },
+  compression: { type: 'string' },
+  'pack-size': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const USAGE = `Usage: restic-ts [global flags] COMMAND [flags]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
+  .join('\n')}
+
+Global flags:
+  -r, --repo REPO           repository (or RESTIC_REPOSITORY)
+  -p, --password-file FILE  read the password from FILE (or RESTIC_PASSWORD_FILE / RESTIC_PASSWORD)
+      --json                machine-readable output
+  -q, --quiet               print less
+      --compression MODE    auto|off|max for v2 repositories (or RESTIC_COMPRESSION)
+      --pack-size MiB       target pack size (or RESTIC_PACK_SIZE)
+`;
+
+/** Splits argv into the command name and the remaining arguments; global flags may come first. */
+function findCommand(argv: string[]): { name?: string; rest: string[] } {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-')) return { name: arg, rest: [...argv.slice(0, i), ...argv.slice(i + 1)] };
+    const long = arg.startsWith('--') ? arg.slice(2) : undefined;
+    const spec = long !== undefined ? GLOBAL_OPTIONS[long] : Object.values(GLOBAL_OPTIONS).find((o) => `-${o.short}` === arg);
+    if (spec?.type === 'string' && !arg.includes('=')) i++;
+  }
+  return { rest: argv };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { name, rest } = findCommand(argv);
+  if (!name || name === 'help') {
+    process.stdout.write(USAGE);
+    return name ? 0 : 1;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command "${name}" (see restic-ts help)`);
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...command.options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0]!);
+  }
+  const v = parsed.values as Record<string, string | boolean | string[] | boolean[] | undefined>;
+  if (v.help) {
+    process.stdout.write(`Usage: restic-ts ${name} ${command.usage}\n\n${command.summary}\n`);
+    return 0;
+  }
+  const globals: GlobalOptions = {
+    repo: (v.repo as string | undefined) ?? process.env.RESTIC_REPOSITORY ?? '',
+    passwordFile: v['password-file'] as string | undefined,
+    json: v.json === true,
+    quiet: v.quiet === true,
+    noLock: v['no-lock'] === true,
+    compression: (v.compression as string | undefined) ?? process.env.RESTIC_COMPRESSION,
+    packSize: (v['pack-size'] as string | undefined) ?? process.env.RESTIC_PACK_SIZE,
+  };
+  return runCommand(name, globals, v, parsed.positionals);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    // One line, no stack: errors we raise carry a user-facing message; others (I/O) are summarised.
+    const message = err instanceof ResticError ? err.message : err instanceof Error ? err.message : String(err);
+    process.stderr.write(`Fatal: ${message.split('\n')[0]}\n`);
+    if (process.env.RESTIC_TS_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 1;
+  },
+);

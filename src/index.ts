@@ -1,0 +1,36 @@
+// Public API of restic-ts. Everything a library user needs is exported from here.
+export * from './errors.js';
+export type { Backend, FileInfo, FileType } from './backends/backend.js';
+export { FILE_TYPES } from './backends/backend.js';
+export { LocalBackend } from './backends/local/local.js';
+export { MemoryBackend } from './backends/memory/memory.js';
+export { openBackend } from './backends/location.js';
+
+export { Repository, type RepositoryOptions, type InitOptions, type SaveBlobResult, type UnpackedType } from './repo/repository.js';
+export type { Config } from './repo/config.js';
+export type { Id } from './repo/id.js';
+export { isId, shortId } from './repo/id.js';
+export type { Node, NodeType } from './repo/node.js';
+export type { Snapshot, NewSnapshot } from './repo/snapshot.js';
+export { snapshotToJSON } from './repo/snapshot.js';
+export type { BlobType, PackedBlob } from './repo/pack.js';
+export { MasterIndex, type IndexFile, type BlobLocation } from './repo/index-file.js';
+export type { Lock } from './repo/lock.js';
+export { withLock, LockedError } from './repo/locking.js';
+export { encodeTree, decodeTree, sortNodes } from './repo/tree.js';
+export type { CompressionMode } from './repo/compression.js';
+
+export { Chunker, parsePolynomial, formatPolynomial, randomPolynomial, type Polynomial } from './chunker/index.js';
+export { encrypt, decrypt, type MasterKey } from './crypto/index.js';
+
+export { walkTree, type WalkEntry } from './walker/walker.js';
+export { init, type InitCommandOptions } from './commands/init.js';
+export { backup, type BackupOptions, type BackupResult } from './commands/backup.js';
+export type { BackupStats } from './archiver/stats.js';
+export { restore, splitSnapshotRef, type RestoreCommandOptions, type RestoreResult } from './commands/restore.js';
+export type { RestoreStats } from './restorer/restorer.js';
+export { listSnapshots, matchesFilter, type SnapshotFilter } from './commands/snapshots.js';
+export { ls, type LsOptions } from './commands/ls.js';
+export { cat, CAT_KINDS, type CatKind } from './commands/cat.js';
+export { check, type CheckOptions, type CheckResult } from './commands/check.js';
+export { unlock } from './commands/unlock.js';
