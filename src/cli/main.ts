@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ResticError, UsageError } from '../errors.js';
-import { runCommand, COMMANDS, type GlobalOptions } from './commands.js';
+import type { GlobalOptions } from './command.js';
+import { COMMANDS } from './commands/index.js';
 
 type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -73,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
     compression: (v.compression as string | undefined) ?? process.env.RESTIC_COMPRESSION,
     packSize: (v['pack-size'] as string | undefined) ?? process.env.RESTIC_PACK_SIZE,
   };
-  return runCommand(name, globals, v, parsed.positionals);
+  return command.run(globals, v, parsed.positionals);
 }
 
 main(process.argv.slice(2)).then(

@@ -1,0 +1,21 @@
+import type { Command } from '../command.js';
+import { backupCommand } from './backup.js';
+import { catCommand } from './cat.js';
+import { checkCommand } from './check.js';
+import { initCommand } from './init.js';
+import { lsCommand } from './ls.js';
+import { restoreCommand } from './restore.js';
+import { snapshotsCommand } from './snapshots.js';
+import { unlockCommand } from './unlock.js';
+
+/** Every CLI command by name, in the order `help` lists them. */
+export const COMMANDS: Record<string, Command> = {
+  init: initCommand,
+  backup: backupCommand,
+  restore: restoreCommand,
+  snapshots: snapshotsCommand,
+  ls: lsCommand,
+  cat: catCommand,
+  check: checkCommand,
+  unlock: unlockCommand,
+};
