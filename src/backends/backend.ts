@@ -18,7 +18,10 @@ export interface Backend {
   readonly location: string;
   /** Creates the repository layout; fails if a config already exists. */
   create(): Promise<void>;
-  /** Stores a file atomically: readers never observe a partial file. Fails if it exists already. */
+  /**
+   * Stores a file atomically: readers never observe a partial file. Names are content hashes, so a
+   * name that exists already holds the same bytes; backends may reject such a save or store it again.
+   */
   save(type: FileType, name: string, data: Uint8Array): Promise<void>;
   /**
    * Reads `length` bytes from `offset` (the whole rest of the file when length is omitted).
