@@ -196,8 +196,10 @@ async function measure(cmd: string, args: string[], log: string, timeoutSec: num
   const rss = Number(timeLines.at(-1)?.split(' ')[1]);
   const rssKiB = Number.isFinite(rss) ? rss : null;
   if (code === 0 && !timedOut) return { ok: true, seconds, rssKiB };
-  const tail = (await readFile(log, 'utf8')).trim().split('\n').slice(-3).join(' | ');
-  const error = timedOut ? `timed out after ${timeoutSec} s` : `exit ${code}: ${tail}`;
+  // The first error-looking line (restic's "Fatal:", a Node stack's "Error [...]: ...") beats the log's tail.
+  const lines = (await readFile(log, 'utf8')).split('\n').filter((l) => l.trim());
+  const reason = lines.find((l) => /^Fatal:|Error\b/.test(l)) ?? lines.at(-1) ?? 'no output';
+  const error = timedOut ? `timed out after ${timeoutSec} s` : `exit ${code}: ${reason.trim()}`;
   return { ok: false, seconds, rssKiB, error };
 }
 
