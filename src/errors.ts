@@ -25,3 +25,8 @@ export class WrongPasswordError extends ResticError {
 export class UsageError extends ResticError {
   override name = 'UsageError';
 }
+
+/** A backend failure that retrying cannot fix (bad credentials, refused by policy, range past the end). */
+export class PermanentError extends ResticError {
+  override name = 'PermanentError';
+}
