@@ -1,5 +1,5 @@
 import { UsageError } from '../errors.js';
-import { POLYNOMIAL_DEGREE, degree, polyMod, type Polynomial } from './polynomial.js';
+import { POLYNOMIAL_DEGREE, degree, type Polynomial } from './polynomial.js';
 
 export const MIN_SIZE = 512 * 1024;
 export const MAX_SIZE = 8 * 1024 * 1024;
@@ -14,46 +14,59 @@ const SPLIT_MASK = (1 << 20) - 1;
 const HASH_START = MIN_SIZE - WINDOW_SIZE;
 
 /**
- * Digest tables with each 53-bit value split in a high part (bits 32..) and a low 32-bit part, so the
- * hot loop stays in int32 arithmetic (JS numbers cannot hold the 61-bit `digest << 8`).
+ * Both lookup tables, interleaved as [high, low] int32 pairs: each 53-bit value is split in its bits
+ * 32.. and its low 32 bits so the hot loop stays in int32 arithmetic (JS numbers cannot hold the
+ * 61-bit `digest << 8`). One array keeps the loop's table accesses to a single base register.
+ *
+ * - pairs 0..255, MOD: mod[t] = (t·x^53 mod pol) | t·x^53, indexed by the 8 bits the shift pushes
+ *   above degree 53: one XOR both clears them and adds their remainder, so no masking is needed.
+ *   At offset 0 because its index is on the digest's dependency chain.
+ * - pairs 256..511, OUT: out[b] = b·x^(8·64) mod pol. restic XORs b·x^(8·63) (b's contribution to a
+ *   64-byte window) into the digest before shifting the next byte in; XORing the shifted-and-reduced
+ *   value after the shift gives the same digest and keeps the lookup off the digest's dependency chain.
  */
-interface Tables {
-  /** out[b] = b·x^(8·63) mod pol: XOR removes byte b leaving a 64-byte window. */
-  outHi: Int32Array;
-  outLo: Int32Array;
-  /**
-   * mod[b] = (b·x^53 mod pol) | b·x^53: indexed by the 8 bits about to be shifted above degree 53, one
-   * XOR both clears them and adds their remainder. The high part keeps the b·x^53 bits (21..28 of the
-   * high word) so that no masking is needed after the shift.
-   */
-  modHi: Int32Array;
-  modLo: Int32Array;
+const OUT = 512;
+
+const tableCache = new Map<Polynomial, Int32Array>();
+
+/** x^n mod pol, by n multiplications by x. */
+function xPowMod(n: number, pol: Polynomial): Polynomial {
+  const top = 1n << BigInt(POLYNOMIAL_DEGREE);
+  let r = 1n;
+  for (let i = 0; i < n; i++) {
+    r <<= 1n;
+    if (r & top) r ^= pol;
+  }
+  return r;
 }
 
-const tableCache = new Map<Polynomial, Tables>();
-
-function tablesFor(pol: Polynomial): Tables {
+function tablesFor(pol: Polynomial): Int32Array {
   const cached = tableCache.get(pol);
   if (cached) return cached;
   if (degree(pol) !== POLYNOMIAL_DEGREE) {
     throw new UsageError(`chunker polynomial ${pol.toString(16)} has degree ${degree(pol)}, want ${POLYNOMIAL_DEGREE}`);
   }
-  const t: Tables = {
-    outHi: new Int32Array(256),
-    outLo: new Int32Array(256),
-    modHi: new Int32Array(256),
-    modLo: new Int32Array(256),
-  };
-  const windowShift = BigInt(8 * (WINDOW_SIZE - 1));
-  const degShift = BigInt(POLYNOMIAL_DEGREE);
+  // Both tables are linear in b, so each entry is the XOR of the entries of b's set bits.
+  const outBase: bigint[] = [];
+  const modBase: bigint[] = [];
+  for (let k = 0; k < 8; k++) {
+    outBase.push(xPowMod(8 * WINDOW_SIZE + k, pol));
+    modBase.push(xPowMod(POLYNOMIAL_DEGREE + k, pol) | (1n << BigInt(POLYNOMIAL_DEGREE + k)));
+  }
+  const t = new Int32Array(1024);
   for (let b = 0; b < 256; b++) {
-    const out = polyMod(BigInt(b) << windowShift, pol);
-    t.outHi[b] = Number(out >> 32n);
-    t.outLo[b] = Number(BigInt.asIntN(32, out));
-    const top = BigInt(b) << degShift;
-    const mod = polyMod(top, pol) | top;
-    t.modHi[b] = Number(mod >> 32n);
-    t.modLo[b] = Number(BigInt.asIntN(32, mod));
+    let out = 0n;
+    let mod = 0n;
+    for (let k = 0; k < 8; k++) {
+      if (b & (1 << k)) {
+        out ^= outBase[k]!;
+        mod ^= modBase[k]!;
+      }
+    }
+    t[2 * b] = Number(mod >> 32n);
+    t[2 * b + 1] = Number(BigInt.asIntN(32, mod));
+    t[OUT + 2 * b] = Number(out >> 32n);
+    t[OUT + 2 * b + 1] = Number(BigInt.asIntN(32, out));
   }
   tableCache.set(pol, t);
   return t;
@@ -64,7 +77,7 @@ function tablesFor(pol: Polynomial): Tables {
  * one buffer and calls `next` whenever more of them are available.
  */
 export class Splitter {
-  private readonly t: Tables;
+  private readonly t: Int32Array;
   /** Bytes of the current chunk already consumed. */
   private pos = 0;
   private hi = 0;
@@ -105,7 +118,7 @@ export class Splitter {
       this.fpLo = this.lo;
       return -1;
     }
-    const { outHi, outLo, modHi, modLo } = this.t;
+    const t = this.t;
     let hi = this.hi;
     let lo = this.lo;
     let i = chunkStart + Math.max(this.pos, HASH_START);
@@ -116,24 +129,22 @@ export class Splitter {
     const lastWarm = chunkStart + MIN_SIZE - 1;
     const warming = i <= lastWarm;
     for (; i < stop && i <= lastWarm; i++) {
+      const m = (hi >>> 12) & ~1;
+      hi = ((hi << 8) | (lo >>> 24)) ^ t[m]!;
+      lo = ((lo << 8) | buf[i]!) ^ t[m + 1]!;
       if (i === lastWarm) {
-        hi ^= outHi[1]!;
-        lo ^= outLo[1]!;
+        hi ^= t[OUT + 2]!;
+        lo ^= t[OUT + 3]!;
       }
-      const idx = hi >>> 13;
-      hi = ((hi << 8) | (lo >>> 24)) ^ modHi[idx]!;
-      lo = ((lo << 8) | buf[i]!) ^ modLo[idx]!;
     }
     if (warming && i > lastWarm && (lo & SPLIT_MASK) === 0) return this.cut(i - chunkStart, hi, lo);
 
     for (; i < stop; i++) {
-      const o = buf[i - WINDOW_SIZE]!;
-      hi ^= outHi[o]!;
-      lo ^= outLo[o]!;
-      // hi has 21 bits (digest bits 32..52); its top 8 are the ones the shift pushes past degree 53.
-      const idx = hi >>> 13;
-      hi = ((hi << 8) | (lo >>> 24)) ^ modHi[idx]!;
-      lo = ((lo << 8) | buf[i]!) ^ modLo[idx]!;
+      // hi holds digest bits 32..52; its top 8 (hi >>> 13) are the ones the shift pushes past degree 53.
+      const m = (hi >>> 12) & ~1;
+      const o = OUT + (buf[i - WINDOW_SIZE]! << 1);
+      hi = ((hi << 8) | (lo >>> 24)) ^ t[m]! ^ t[o]!;
+      lo = ((lo << 8) | buf[i]!) ^ t[m + 1]! ^ t[o + 1]!;
       if ((lo & SPLIT_MASK) === 0) return this.cut(i + 1 - chunkStart, hi, lo);
     }
     if (stop - chunkStart === MAX_SIZE) return this.cut(MAX_SIZE, hi, lo);

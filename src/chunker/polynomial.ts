@@ -13,7 +13,7 @@ export function degree(p: Polynomial): number {
 }
 
 /** Remainder of `x` divided by `d` (d ≠ 0). */
-export function polyMod(x: Polynomial, d: Polynomial): Polynomial {
+function polyMod(x: Polynomial, d: Polynomial): Polynomial {
   const dd = degree(d);
   if (dd < 0) throw new RangeError('polynomial division by zero');
   for (let dx = degree(x); dx >= dd; dx = degree(x)) x ^= d << BigInt(dx - dd);

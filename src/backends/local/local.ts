@@ -2,7 +2,7 @@ import { promises as fs, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Backend, FileInfo, FileType } from '../backend.js';
-import { NotFoundError, ResticError } from '../../errors.js';
+import { NotFoundError, PermanentError, ResticError } from '../../errors.js';
 
 const DIRS: FileType[] = ['data', 'index', 'keys', 'locks', 'snapshots'];
 
@@ -79,7 +79,7 @@ export class LocalBackend implements Backend {
       const size = (await fh.stat()).size;
       const len = length ?? size - offset;
       if (offset < 0 || len < 0 || offset + len > size) {
-        throw new ResticError(`${type}/${name}: range ${offset}+${len} is past the end of the file (size ${size})`);
+        throw new PermanentError(`${type}/${name}: range ${offset}+${len} is past the end of the file (size ${size})`);
       }
       const buf = Buffer.allocUnsafe(len);
       let done = 0;

@@ -1,5 +1,5 @@
 import type { Backend, FileInfo, FileType } from '../backend.js';
-import { NotFoundError, ResticError } from '../../errors.js';
+import { NotFoundError, PermanentError, ResticError } from '../../errors.js';
 
 /** Keeps a repository in process memory: for tests and for staging small repositories. */
 export class MemoryBackend implements Backend {
@@ -25,7 +25,7 @@ export class MemoryBackend implements Backend {
     if (!data) throw new NotFoundError(`${this.key(type, name)} does not exist`);
     const len = length ?? data.length - offset;
     if (offset < 0 || len < 0 || offset + len > data.length) {
-      throw new ResticError(`${this.key(type, name)}: range ${offset}+${len} is past the end of the file (size ${data.length})`);
+      throw new PermanentError(`${this.key(type, name)}: range ${offset}+${len} is past the end of the file (size ${data.length})`);
     }
     return data.slice(offset, offset + len);
   }
