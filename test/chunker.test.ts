@@ -124,6 +124,19 @@ describe.skipIf(!goBin)('restic/chunker test vectors (needs golang-go for the in
       for (const c of chunks) expect(c.buffer.byteLength).toBe(c.length);
     }
   });
+
+  it('chunks several streams concurrently with one Chunker, also after an abandoned stream', async () => {
+    const want = CHUNKS1.map(([, , d]) => d);
+    const chunker = new Chunker(TEST_POL);
+    for await (const c of chunker.chunks(blocks(data, () => 1 << 20))) {
+      expect(sha256(c)).toBe(want[0]);
+      break;
+    }
+    const runs = await Promise.all(
+      [5, 6, 7].map(async (seed) => (await collect(chunker.chunks(blocks(data, lcg(seed, 1 << 20))))).map(sha256)),
+    );
+    for (const ids of runs) expect(ids).toEqual(want);
+  });
 });
 
 describe('chunker on special inputs', () => {

@@ -141,7 +141,7 @@ export class Splitter {
 
     for (; i < stop; i++) {
       // hi holds digest bits 32..52; its top 8 (hi >>> 13) are the ones the shift pushes past degree 53.
-      const m = (hi >>> 12) & ~1;
+      const m = (hi >>> 12) & ~1; // = 2·(hi >>> 13), the pair index
       const o = OUT + (buf[i - WINDOW_SIZE]! << 1);
       hi = ((hi << 8) | (lo >>> 24)) ^ t[m]! ^ t[o]!;
       lo = ((lo << 8) | buf[i]!) ^ t[m + 1]! ^ t[o + 1]!;
@@ -182,9 +182,13 @@ function ownedCopy(src: Uint8Array, start: number, end: number): Buffer {
   return out;
 }
 
+/** Idle chunk buffers kept per Chunker, so chunking many small files does not allocate 8 MiB each. */
+const MAX_IDLE_BUFFERS = 4;
+
 /** Splits byte streams into restic's content-defined chunks for one repository polynomial. */
 export class Chunker {
   private readonly pol: Polynomial;
+  private readonly idle: Buffer[] = [];
 
   constructor(pol: Polynomial) {
     tablesFor(pol);
@@ -194,33 +198,38 @@ export class Chunker {
   /**
    * Streams chunks from any byte source; never buffers more than MAX_SIZE + one input block.
    * Yields owned Buffers (not views into reused memory). Empty input yields nothing.
+   * Several streams may be chunked concurrently with one Chunker.
    */
   async *chunks(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
     const splitter = new Splitter(this.pol);
     // Holds the current chunk contiguously, so the window's outgoing byte is a plain lookback.
-    const cur = Buffer.allocUnsafeSlow(MAX_SIZE);
-    let len = 0;
-    for await (const block of source) {
-      let off = 0;
-      while (off < block.length) {
-        const n = Math.min(block.length - off, MAX_SIZE - len);
-        cur.set(block.subarray(off, off + n), len);
-        len += n;
-        off += n;
-        let start = 0;
-        for (;;) {
-          const cut = splitter.next(cur, start, len);
-          if (cut < 0) break;
-          yield ownedCopy(cur, start, start + cut);
-          start += cut;
-        }
-        // Every cut lies in the bytes just added, so this moves each byte at most once.
-        if (start > 0) {
-          cur.copyWithin(0, start, len);
-          len -= start;
+    const cur = this.idle.pop() ?? Buffer.allocUnsafeSlow(MAX_SIZE);
+    try {
+      let len = 0;
+      for await (const block of source) {
+        let off = 0;
+        while (off < block.length) {
+          const n = Math.min(block.length - off, MAX_SIZE - len);
+          cur.set(block.subarray(off, off + n), len);
+          len += n;
+          off += n;
+          let start = 0;
+          for (;;) {
+            const cut = splitter.next(cur, start, len);
+            if (cut < 0) break;
+            yield ownedCopy(cur, start, start + cut);
+            start += cut;
+          }
+          // Every cut lies in the bytes just added, so this moves each byte at most once.
+          if (start > 0) {
+            cur.copyWithin(0, start, len);
+            len -= start;
+          }
         }
       }
+      if (len > 0) yield ownedCopy(cur, 0, len);
+    } finally {
+      if (this.idle.length < MAX_IDLE_BUFFERS) this.idle.push(cur);
     }
-    if (len > 0) yield ownedCopy(cur, 0, len);
   }
 }
