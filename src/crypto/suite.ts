@@ -29,6 +29,7 @@ export const DEFAULT_SCRYPT: ScryptParams = { N: 32768, r: 8, p: 5 };
 const IV_SIZE = 16;
 const MAC_SIZE = 16;
 
+/** A MAC mismatch: corrupted data, or (for key files) the wrong password. */
 export class CiphertextError extends IntegrityError {
   override name = 'CiphertextError';
   constructor() {
