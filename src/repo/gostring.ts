@@ -325,8 +325,11 @@ function jsonFromString(s: string): string {
   return out + s.slice(start) + '"';
 }
 
-/** Bytes as a Go string in JS form: valid UTF-8 decoded, each invalid byte as INVALID_BYTE_MARK. */
-export function goStringFromBytes(raw: Uint8Array): string {
+/**
+ * Bytes as a Go string in JS form: valid UTF-8 decoded, each invalid byte as `invalid` (one per
+ * byte, as Go's utf8 decoding goes; WHATWG decoders would merge some bytes).
+ */
+export function goStringFromBytes(raw: Uint8Array, invalid: string = INVALID_BYTE_MARK): string {
   const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.length);
   const text = buf.toString('utf8');
   // Round-trips iff the bytes were valid UTF-8 (the common case, checked cheaply).
@@ -335,7 +338,7 @@ export function goStringFromBytes(raw: Uint8Array): string {
   for (let i = 0; i < raw.length; ) {
     const d = decodeRune(raw, i);
     if (d < 0) {
-      out += INVALID_BYTE_MARK;
+      out += invalid;
       i++;
     } else {
       out += String.fromCodePoint(d >>> 3);

@@ -21,8 +21,9 @@ export interface Node {
   gid: number;
   user?: string;
   group?: string;
-  inode?: number;
-  deviceId?: number;
+  /** bigint only above Number.MAX_SAFE_INTEGER (hashed inode numbers of FUSE/CIFS, other OSes' st_dev). */
+  inode?: number | bigint;
+  deviceId?: number | bigint;
   size?: number;
   links?: number;
   linktarget?: string;
