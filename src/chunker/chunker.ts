@@ -3,8 +3,8 @@ import { POLYNOMIAL_DEGREE, degree, type Polynomial } from './polynomial.js';
 
 export const MIN_SIZE = 512 * 1024;
 export const MAX_SIZE = 8 * 1024 * 1024;
-/** Bytes in the rolling hash's window. */
-export const WINDOW_SIZE = 64;
+/** Bytes in the rolling hash's window. Not exported: V8 reads exported bindings through a cell, which costs in the hot loop. */
+const WINDOW_SIZE = 64;
 /** A chunk ends after a byte whose digest has these low bits all zero (≈ 1 MiB average). */
 const SPLIT_MASK = (1 << 20) - 1;
 /**

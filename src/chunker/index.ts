@@ -1,4 +1,4 @@
-export { MIN_SIZE, MAX_SIZE, WINDOW_SIZE, Chunker, Splitter, cutPoints } from './chunker.js';
+export { MIN_SIZE, MAX_SIZE, Chunker, Splitter, cutPoints } from './chunker.js';
 export {
   type Polynomial,
   POLYNOMIAL_DEGREE,
