@@ -81,12 +81,23 @@ const mathrandSrc = fileURLToPath(new URL('../test-fixtures/chunker/mathrand.go'
 
 describe.skipIf(!goBin)('restic/chunker test vectors (needs golang-go for the input stream)', () => {
   let data: Buffer;
-  beforeAll(() => {
+  let goTmp: string | undefined;
+  beforeAll(async () => {
+    const env = { ...process.env };
+    // `go run` needs a build cache; without HOME (some CI environments) give it a temporary one.
+    if (!env.GOCACHE && !env.XDG_CACHE_HOME && !env.HOME) {
+      goTmp = await mkdtemp(join(tmpdir(), 'restic-ts-gocache-'));
+      env.GOCACHE = goTmp;
+    }
     data = execFileSync('go', ['run', mathrandSrc, '23', String(32 * 1024 * 1024)], {
+      env,
       maxBuffer: 64 * 1024 * 1024,
       timeout: 120_000,
     });
     expect(data.length).toBe(32 * 1024 * 1024);
+  });
+  afterAll(async () => {
+    if (goTmp) await rm(goTmp, { recursive: true, force: true });
   });
 
   it('cuts chunks1 with the same lengths, cut fingerprints and digests', () => {
