@@ -351,6 +351,19 @@ describe('openBackend', () => {
     }
   });
 
+  it('loads the S3 and SFTP backends on demand, wrapped for retries, without connecting', async () => {
+    const env = { AWS_ACCESS_KEY_ID: 'key', AWS_SECRET_ACCESS_KEY: 'secret', USER: 'tester' };
+    for (const location of ['s3:http://127.0.0.1:1/bucket/prefix', 'sftp://tester@127.0.0.1:1//srv/repo']) {
+      const backend = await openBackend(location, { env });
+      try {
+        expect(backend, location).toBeInstanceOf(RetryBackend);
+        expect(backend.location).not.toContain('secret');
+      } finally {
+        await backend.close();
+      }
+    }
+  });
+
   it('rejects a bad location or retry option with a UsageError', async () => {
     await expect(openBackend('')).rejects.toThrow(UsageError);
     await expect(openBackend('rest:host')).rejects.toThrow(UsageError);
