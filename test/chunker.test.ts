@@ -83,7 +83,7 @@ describe.skipIf(!goBin)('restic/chunker test vectors (needs golang-go for the in
   let data: Buffer;
   let goTmp: string | undefined;
   beforeAll(async () => {
-    const env = { ...process.env };
+    const env: NodeJS.ProcessEnv = { ...process.env };
     // `go run` needs a build cache; without HOME (some CI environments) give it a temporary one.
     if (!env.GOCACHE && !env.XDG_CACHE_HOME && !env.HOME) {
       goTmp = await mkdtemp(join(tmpdir(), 'restic-ts-gocache-'));
@@ -265,7 +265,7 @@ describe.skipIf(!hasRestic)('same chunks as restic 0.14', () => {
     const repo = join(dir, 'repo');
     const files = join(dir, 'files');
     await writeFile(join(dir, 'pw'), 'chunker-test\n');
-    const env = { ...process.env, RESTIC_PASSWORD_FILE: join(dir, 'pw'), RESTIC_REPOSITORY: repo };
+    const env: NodeJS.ProcessEnv = { ...process.env, RESTIC_PASSWORD_FILE: join(dir, 'pw'), RESTIC_REPOSITORY: repo };
     delete env.RESTIC_PASSWORD;
     const restic = (...args: string[]): string =>
       execFileSync('restic', ['--no-cache', '--quiet', ...args], {
