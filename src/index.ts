@@ -4,7 +4,9 @@ export type { Backend, FileInfo, FileType } from './backends/backend.js';
 export { FILE_TYPES } from './backends/backend.js';
 export { LocalBackend } from './backends/local/local.js';
 export { MemoryBackend } from './backends/memory/memory.js';
-export { openBackend } from './backends/location.js';
+export { openBackend, parseLocation, redactLocation, type OpenBackendOptions } from './backends/location.js';
+export type { Location, LocalLocation, MemoryLocation, RestLocation, S3Location, SftpLocation, BackendOptions } from './backends/options.js';
+export { RetryBackend, type RetryOptions } from './backends/retry.js';
 
 export { Repository, type RepositoryOptions, type InitOptions, type SaveBlobResult, type UnpackedType } from './repo/repository.js';
 export type { Config } from './repo/config.js';

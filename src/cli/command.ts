@@ -15,6 +15,10 @@ export interface GlobalOptions {
   noLock: boolean;
   compression?: string;
   packSize?: string;
+  /** restic's --cacert (repeatable), --insecure-tls and -o key=value. */
+  cacert: string[];
+  insecureTls: boolean;
+  extended: Record<string, string>;
 }
 
 export type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
@@ -44,12 +48,26 @@ export function repoOptions(g: GlobalOptions): RepositoryOptions {
   return options;
 }
 
-export function backendFor(g: GlobalOptions): Backend {
-  return openBackend(g.repo);
+/** Backends opened by the running command; main() closes them when it ends (connections, pools). */
+export const openedBackends: Backend[] = [];
+
+export async function backendFor(g: GlobalOptions): Promise<Backend> {
+  const backend = await openBackend(g.repo, {
+    env: process.env,
+    cacert: g.cacert,
+    insecureTls: g.insecureTls,
+    extended: g.extended,
+    retry: {
+      onRetry: (op, file, err, _attempt, delayMs) =>
+        process.stderr.write(`${op} ${file} failed: ${err.message}; retrying in ${(delayMs / 1000).toFixed(1)}s\n`),
+    },
+  });
+  openedBackends.push(backend);
+  return backend;
 }
 
 export async function openRepo(g: GlobalOptions): Promise<Repository> {
-  const backend = backendFor(g);
+  const backend = await backendFor(g);
   const password = await readPassword({ passwordFile: g.passwordFile, env: process.env }, 'enter password for repository: ');
   return Repository.open(backend, password, repoOptions(g));
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ResticError, UsageError } from '../errors.js';
-import type { GlobalOptions } from './command.js';
+import { openedBackends, type GlobalOptions } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
 type OptionSpec = NonNullable<ParseArgsConfig['options']>;
@@ -15,6 +15,9 @@ const GLOBAL_OPTIONS: OptionSpec = {
   'no-lock': { type: 'boolean' },
   compression: { type: 'string' },
   'pack-size': { type: 'string' },
+  cacert: { type: 'string', multiple: true },
+  'insecure-tls': { type: 'boolean' },
+  option: { type: 'string', short: 'o', multiple: true },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -32,6 +35,9 @@ Global flags:
   -q, --quiet               print less
       --compression MODE    auto|off|max for v2 repositories (or RESTIC_COMPRESSION)
       --pack-size MiB       target pack size (or RESTIC_PACK_SIZE)
+      --cacert FILE         trust the CA certificate(s) in FILE for TLS (repeatable)
+      --insecure-tls        skip TLS certificate verification
+  -o, --option KEY=VALUE    backend option, e.g. rest.connections=5, s3.region=eu-west-1
 `;
 
 /** Splits argv into the command name and the remaining arguments; global flags may come first. */
@@ -44,6 +50,16 @@ function findCommand(argv: string[]): { name?: string; rest: string[] } {
     if (spec?.type === 'string' && !arg.includes('=')) i++;
   }
   return { rest: argv };
+}
+
+function parseExtended(options: string[]): Record<string, string> {
+  const extended: Record<string, string> = {};
+  for (const o of options) {
+    const eq = o.indexOf('=');
+    if (eq <= 0) throw new UsageError(`invalid option "${o}": use -o key=value, e.g. -o rest.connections=5`);
+    extended[o.slice(0, eq)] = o.slice(eq + 1);
+  }
+  return extended;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -73,8 +89,15 @@ async function main(argv: string[]): Promise<number> {
     noLock: v['no-lock'] === true,
     compression: (v.compression as string | undefined) ?? process.env.RESTIC_COMPRESSION,
     packSize: (v['pack-size'] as string | undefined) ?? process.env.RESTIC_PACK_SIZE,
+    cacert: (v.cacert as string[] | undefined) ?? (process.env.RESTIC_CACERT ? [process.env.RESTIC_CACERT] : []),
+    insecureTls: v['insecure-tls'] === true,
+    extended: parseExtended((v.option as string[] | undefined) ?? []),
   };
-  return command.run(globals, v, parsed.positionals);
+  try {
+    return await command.run(globals, v, parsed.positionals);
+  } finally {
+    await Promise.allSettled(openedBackends.map((b) => b.close()));
+  }
 }
 
 main(process.argv.slice(2)).then(

@@ -11,7 +11,7 @@ export const initCommand: Command = {
     const raw = (v['repository-version'] as string | undefined) ?? '2';
     const version = raw === 'latest' || raw === 'stable' ? 2 : Number(raw);
     if (version !== 1 && version !== 2) throw new UsageError(`unsupported repository version "${raw}": use 1 or 2`);
-    const backend = backendFor(g);
+    const backend = await backendFor(g);
     const password = await readPassword({ passwordFile: g.passwordFile, env: process.env }, 'enter password for new repository: ', true);
     const repo = await init(backend, { password, version, ...repoOptions(g) });
     if (g.json) out(JSON.stringify({ message_type: 'initialized', id: repo.config.id, repository: backend.location }) + '\n');
