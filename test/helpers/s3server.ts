@@ -57,6 +57,8 @@ export interface RecordedRequest {
   method: string;
   /** Path and query as received. */
   url: string;
+  /** The answer's status, once sent. */
+  status?: number;
 }
 
 export interface S3TestServer {
@@ -69,6 +71,8 @@ export interface S3TestServer {
   secretAccessKey: string;
   /** Every request that reached the server, in arrival order. */
   requests: RecordedRequest[];
+  /** Most requests that were open at once (arrived, response not yet finished). */
+  peakInFlight: number;
   /** When set and returning true for a request, the server answers 500 InternalError instead. */
   failWhen?: (req: RecordedRequest) => boolean;
   close(): Promise<void>;
@@ -87,12 +91,14 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
     const s3 = app.callback();
     const requests: RecordedRequest[] = [];
     let queue = Promise.resolve();
+    let inFlight = 0;
     const front: S3TestServer = {
       endpoint: '',
       useTls,
       accessKeyId: S3RVER_KEY,
       secretAccessKey: S3RVER_KEY,
       requests,
+      peakInFlight: 0,
       close: async () => {
         await new Promise<void>((resolve) => {
           server!.close(() => resolve());
@@ -103,8 +109,13 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
       },
     };
     const handler = (req: IncomingMessage, res: ServerResponse) => {
-      const seen = { method: req.method ?? '', url: req.url ?? '/' };
+      const seen: RecordedRequest = { method: req.method ?? '', url: req.url ?? '/' };
       requests.push(seen);
+      front.peakInFlight = Math.max(front.peakInFlight, ++inFlight);
+      res.once('close', () => {
+        inFlight--;
+        seen.status = res.statusCode;
+      });
       const refusal = checkRequest(req, options.region) ?? (front.failWhen?.(seen) ? fault(500, 'InternalError', 'injected failure') : undefined);
       if (refusal) {
         // Drain the body so the client sees the answer instead of a reset connection.

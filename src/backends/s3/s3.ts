@@ -151,6 +151,8 @@ export class S3Backend implements Backend {
     const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as RawError;
     const status = statusOf(e);
     const code = e.code ?? e.name ?? 'Error';
+    // Answers without a body (every HEAD) leave the SDK only the status: "Unknown" or the number.
+    const detail = code === 'Unknown' || /^\d+$/.test(code) ? `HTTP ${status}` : `${code}, HTTP ${status}`;
     const where = `s3 ${this.loc.endpoint}/${this.loc.bucket}: ${what}`;
     if (status === undefined) {
       if (TLS_CODES.test(code)) return new PermanentError(`${where}: TLS certificate not trusted (${code}); use --cacert or --insecure-tls`);
@@ -159,12 +161,12 @@ export class S3Backend implements Backend {
     if (status === 404) {
       return new NotFoundError(code === 'NoSuchBucket' ? `${where}: bucket ${this.loc.bucket} does not exist` : `${where}: does not exist`);
     }
-    if (status === 401 || status === 403 || AUTH_CODES.has(code)) return new PermanentError(`${where}: access denied (${code}, HTTP ${status})`);
+    if (status === 401 || status === 403 || AUTH_CODES.has(code)) return new PermanentError(`${where}: access denied (${detail})`);
     if (status === 416) return new PermanentError(`${where}: range is past the end of the file`);
     if (status >= 400 && status < 500 && status !== 408 && status !== 429 && !RETRYABLE_CODES.has(code)) {
-      return new PermanentError(`${where}: ${code} (HTTP ${status})`);
+      return new PermanentError(`${where}: request refused (${detail})`);
     }
-    return new ResticError(`${where}: ${code} (HTTP ${status})`);
+    return new ResticError(`${where}: server error (${detail})`);
   }
 
   async create(): Promise<void> {
