@@ -12,6 +12,7 @@ import { restore } from '../src/commands/restore.js';
 import { check } from '../src/commands/check.js';
 import { Repository } from '../src/repo/repository.js';
 import { NotFoundError, PermanentError } from '../src/errors.js';
+import { checkHostKey, hostFieldMatches, knownHostsName, parseKnownHosts } from '../src/backends/sftp/known-hosts.js';
 import { backendConformance } from './backends/conformance.js';
 import { compareTrees, scanTree, summarize } from './helpers/fstree.js';
 import { expectOk, restic, run } from './helpers/run.js';
@@ -122,6 +123,8 @@ describe('sftp layout and behaviour', () => {
       const id = randomBytes(32).toString('hex');
       await backend.save('index', id, data);
       expect(await sshd.dropConnections()).toBeGreaterThan(0);
+      // Give the client time to see the connection close before the next operation.
+      await new Promise((r) => setTimeout(r, 500));
       expect(Buffer.from(await backend.load('index', id)).equals(data)).toBe(true);
       // Again, without giving the client time to notice the drop before the next request.
       await sshd.dropConnections();
@@ -162,6 +165,51 @@ describe('sftp layout and behaviour', () => {
     } finally {
       await backend.close();
     }
+  });
+});
+
+describe('known_hosts matching', () => {
+  const blob = (type: string, body: string) => {
+    const t = Buffer.from(type);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(t.length);
+    return Buffer.concat([len, t, Buffer.from(body)]);
+  };
+  const a = blob('ssh-ed25519', 'key-a');
+  const b = blob('ssh-ed25519', 'key-b');
+  const r = blob('ssh-rsa', 'key-r');
+  const line = (hosts: string, key: Buffer, marker = '') => `${marker}${hosts} ${key.subarray(4, 4 + key.readUInt32BE(0)).toString()} ${key.toString('base64')}`;
+
+  it('matches plain, bracketed, wildcard and negated patterns', () => {
+    expect(knownHostsName('example.com', 22)).toBe('example.com');
+    expect(knownHostsName('127.0.0.1', 2222)).toBe('[127.0.0.1]:2222');
+    expect(hostFieldMatches('example.com,other', 'EXAMPLE.com')).toBe(true);
+    expect(hostFieldMatches('[127.0.0.1]:2222', '127.0.0.1')).toBe(false);
+    expect(hostFieldMatches('*.example.com', 'a.example.com')).toBe(true);
+    expect(hostFieldMatches('*.example.com,!bad.example.com', 'bad.example.com')).toBe(false);
+    expect(hostFieldMatches('host?', 'host1')).toBe(true);
+    expect(hostFieldMatches('a.b', 'axb')).toBe(false);
+  });
+
+  it('judges keys: known, mismatch, unknown, revoked; skips malformed lines and CA entries', () => {
+    const entries = parseKnownHosts(
+      [
+        '# comment',
+        '',
+        line('h1', a),
+        'h2 ssh-ed25519 !!!notbase64',
+        line('h2', r).replace('ssh-rsa', 'ssh-ed25519'), // type field disagrees with the blob
+        line('h3', b, '@cert-authority '),
+        line('h4', a, '@revoked '),
+        line('h4', a),
+      ].join('\n'),
+    );
+    expect(entries.map((e) => e.line)).toEqual([3, 6, 7, 8]);
+    expect(checkHostKey(entries, 'h1', a)).toEqual({ status: 'known' });
+    expect(checkHostKey(entries, 'h1', b)).toEqual({ status: 'mismatch', line: 3 });
+    expect(checkHostKey(entries, 'h2', a)).toEqual({ status: 'unknown' });
+    expect(checkHostKey(entries, 'h3', b)).toEqual({ status: 'unknown' });
+    expect(checkHostKey(entries, 'h4', a)).toEqual({ status: 'revoked', line: 7 });
   });
 });
 
@@ -225,6 +273,17 @@ describe('sftp host keys and authentication', () => {
     expectOk('ssh-keygen -H', await run('ssh-keygen', ['-H', '-f', known], { timeoutMs: 30_000 }));
     const text = await readFile(known, 'utf8');
     expect(text).not.toContain('127.0.0.1');
+    const backend = new SftpBackend(location(join(sshd.dir, 'nothing')), options({ 'sftp.known-hosts': known }));
+    try {
+      await expect(backend.stat('config', 'config')).rejects.toThrow(NotFoundError);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('asks the server for the key type on file: an RSA-only entry works with a server that prefers ed25519', async () => {
+    const known = join(sshd.dir, 'rsa_known_hosts');
+    await writeFile(known, `${sshd.knownHostsLineRsa}\n`);
     const backend = new SftpBackend(location(join(sshd.dir, 'nothing')), options({ 'sftp.known-hosts': known }));
     try {
       await expect(backend.stat('config', 'config')).rejects.toThrow(NotFoundError);

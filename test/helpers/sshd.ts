@@ -19,8 +19,10 @@ export interface Sshd {
   wrongKeyFile: string;
   /** known_hosts with the server's host key under `[127.0.0.1]:port`. */
   knownHostsFile: string;
-  /** The server's host key as a known_hosts line (`[127.0.0.1]:port type base64`). */
+  /** The server's ed25519 host key as a known_hosts line (`[127.0.0.1]:port type base64`). */
   knownHostsLine: string;
+  /** The server's second host key (RSA) as a known_hosts line. */
+  knownHostsLineRsa: string;
   /** Directory SFTP sessions start in, so relative paths resolve inside it. */
   loginDir: string;
   /** Temp directory holding everything above; removed by close(). */
@@ -99,8 +101,8 @@ function waitListening(child: ChildProcess, log: () => string): Promise<'listeni
   });
 }
 
-async function keygen(path: string): Promise<string> {
-  expectOk('ssh-keygen', await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'restic-ts-test', '-f', path], { timeoutMs: 30_000 }));
+async function keygen(path: string, type = 'ed25519'): Promise<string> {
+  expectOk('ssh-keygen', await run('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', 'restic-ts-test', '-f', path], { timeoutMs: 30_000 }));
   return (await readFile(`${path}.pub`, 'utf8')).trim();
 }
 
@@ -110,6 +112,7 @@ export async function startSshd(): Promise<Sshd> {
   let child: ChildProcess | undefined;
   try {
     const hostPub = await keygen(join(dir, 'host_ed25519'));
+    const hostRsaPub = await keygen(join(dir, 'host_rsa'), 'rsa');
     const clientPub = await keygen(join(dir, 'client_ed25519'));
     await keygen(join(dir, 'wrong_ed25519'));
     await writeFile(join(dir, 'authorized_keys'), `${clientPub}\n`, { mode: 0o600 });
@@ -129,6 +132,7 @@ export async function startSshd(): Promise<Sshd> {
           'ListenAddress 127.0.0.1',
           `Port ${port}`,
           `HostKey ${join(dir, 'host_ed25519')}`,
+          `HostKey ${join(dir, 'host_rsa')}`,
           `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
           'PubkeyAuthentication yes',
           'PasswordAuthentication no',
@@ -158,14 +162,19 @@ export async function startSshd(): Promise<Sshd> {
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    const [type, b64] = hostPub.split(' ');
-    const knownHostsLine = `[127.0.0.1]:${port} ${type} ${b64}`;
+    const knownLine = (pub: string) => `[127.0.0.1]:${port} ${pub.split(' ').slice(0, 2).join(' ')}`;
+    const knownHostsLine = knownLine(hostPub);
     const knownHostsFile = join(dir, 'known_hosts');
     await writeFile(knownHostsFile, `${knownHostsLine}\n`);
     const user = userInfo().username;
     const keyFile = join(dir, 'client_ed25519');
     const server = child!;
     const sshdPid = server.pid!;
+    const dropConnections = async (): Promise<number> => {
+      const pids = await childrenOf(sshdPid);
+      for (const pid of pids) process.kill(pid, 'SIGTERM');
+      return pids.length;
+    };
     return {
       host: '127.0.0.1',
       port,
@@ -174,6 +183,7 @@ export async function startSshd(): Promise<Sshd> {
       wrongKeyFile: join(dir, 'wrong_ed25519'),
       knownHostsFile,
       knownHostsLine,
+      knownHostsLineRsa: knownLine(hostRsaPub),
       loginDir,
       dir,
       sshCommand: [
@@ -188,12 +198,9 @@ export async function startSshd(): Promise<Sshd> {
         `${user}@127.0.0.1`,
         '-s sftp',
       ].join(' '),
-      async dropConnections() {
-        const pids = await childrenOf(sshdPid);
-        for (const pid of pids) process.kill(pid, 'SIGTERM');
-        return pids.length;
-      },
+      dropConnections,
       async close() {
+        await dropConnections().catch(() => 0);
         if (server.exitCode === null && server.signalCode === null) {
           const exited = new Promise<void>((r) => server.once('exit', () => r()));
           server.kill('SIGTERM');
