@@ -316,6 +316,21 @@ describe('sftp host keys and authentication', () => {
     }
   });
 
+  it('an unparsable key is a PermanentError that names its source, not its content', async () => {
+    const backend = new SftpBackend(location(newRepoPath()), {
+      env: { HOME: sshd.dir, SSH_KEY: 'not-a-key-s3cret' },
+      extended: { 'sftp.known-hosts': sshd.knownHostsFile },
+    });
+    try {
+      const err = await failure(backend.stat('config', 'config'));
+      expect(err).toBeInstanceOf(PermanentError);
+      expect(err.message).toMatch(/cannot use the key from SSH_KEY/);
+      expect(err.message).not.toContain('s3cret');
+    } finally {
+      await backend.close();
+    }
+  });
+
   it('without any key configured or in ~/.ssh, says where a key is looked for', async () => {
     const backend = new SftpBackend(location(newRepoPath()), { env: { HOME: sshd.dir }, extended: { 'sftp.known-hosts': sshd.knownHostsFile } });
     try {
