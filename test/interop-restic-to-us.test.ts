@@ -1,5 +1,5 @@
 // restic -> restic-ts: repositories written by restic 0.14 are read and restored exactly by our CLI.
-import { mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -47,8 +47,24 @@ function lsNodes(stdout: string): { snapshotId: unknown; nodes: string[] } {
 it('control: restic restore of its own repo matches the source exactly (ns mtimes, hardlinks)', async () => {
   const target = await mkdtemp(path.join(work, 'control-'));
   expectOk('restic restore', await restic(['-r', fx.repo('v2-auto'), '--password-file', fx.passwordFile, 'restore', 'latest', '--target', target]));
-  const diffs = compareTrees(latestScan, await scanTree(restoredRoot(target)), { mtime: 'ns', rootMeta: true, hardlinks: true });
+  const root = restoredRoot(target);
+  const diffs = compareTrees(latestScan, await scanTree(root), { mtime: 'ns', rootMeta: true, hardlinks: true });
   expect(diffs, summarize(diffs)).toEqual([]);
+
+  // The comparison is not vacuous: each kind of damage is reported.
+  await utimes(path.join(root, 'text/small.txt'), 1_600_000_000.5, 1_600_000_000.5);
+  await chmod(path.join(root, 'modes/0600.txt'), 0o644);
+  await writeFile(path.join(root, 'many/f0001.txt'), 'changed');
+  await rm(path.join(root, 'hard/second-name.txt'));
+  await writeFile(path.join(root, 'hard/second-name.txt'), 'hardlinked content\n');
+  await rm(path.join(root, 'links/dangling'));
+  await symlink('elsewhere', path.join(root, 'links/dangling'));
+  await writeFile(path.join(root, 'extra'), '');
+  const damaged = compareTrees(latestScan, await scanTree(root), { mtime: 'ns', rootMeta: false, hardlinks: true });
+  for (const kind of ['mtime: "text/small.txt"', 'mode: "modes/0600.txt"', 'size: "many/f0001.txt"', 'hardlink: "hard/original.txt"',
+    'symlink target: "links/dangling"', 'unexpected: "extra"']) {
+    expect(damaged.some((d) => d.startsWith(kind)), `${kind} in ${summarize(damaged)}`).toBe(true);
+  }
   await removeDir(target);
 });
 
