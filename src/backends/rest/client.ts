@@ -7,6 +7,8 @@ import type { BackendOptions, RestLocation } from '../options.js';
 import { NotFoundError, PermanentError, ResticError, UsageError } from '../../errors.js';
 import { MIME_V2 } from './protocol.js';
 const DEFAULT_CONNECTIONS = 5;
+/** Node's codes for certificate verification failures. */
+const TLS_VERIFY_ERRORS = /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_)/;
 
 type Method = 'GET' | 'HEAD' | 'POST' | 'DELETE';
 type Response = Dispatcher.ResponseData;
@@ -105,8 +107,12 @@ export class RestBackend implements Backend {
       return await this.pool.request({ method, path, headers, body: extra.body, signal: extra.signal });
     } catch (err) {
       if (extra.signal?.aborted) throw err;
-      const e = err as Error & { code?: string };
-      throw new ResticError(`rest server ${this.where}: ${method} ${what}: ${e.code ? `${e.code}: ` : ''}${e.message.split('\n')[0]}`);
+      const e = err as Error & { code?: string; cause?: { code?: string } };
+      const code = e.code ?? e.cause?.code;
+      const msg = `rest server ${this.where}: ${method} ${what}: ${code ? `${code}: ` : ''}${e.message.split('\n')[0]}`;
+      // A certificate that does not verify will not verify on a retry either.
+      if (code && TLS_VERIFY_ERRORS.test(code)) throw new PermanentError(`${msg} (use --cacert to trust the server's certificate)`);
+      throw new ResticError(msg);
     }
   }
 
@@ -164,6 +170,12 @@ export class RestBackend implements Backend {
       res.body.dump().catch(() => undefined);
       // `bytes=N-` on a file of exactly N bytes is an empty read, not an error.
       if (length === undefined && total !== undefined && offset === total) return new Uint8Array(0);
+      throw this.pastEnd(what, offset, length, total);
+    }
+    // Some servers (rclone) answer a range at or past the end with 206 and an odd Content-Range.
+    if (res.statusCode === 206 && total !== undefined && (offset + (length ?? 0) > total || (length === undefined && offset === total))) {
+      res.body.dump().catch(() => undefined);
+      if (offset === total && length === undefined) return new Uint8Array(0);
       throw this.pastEnd(what, offset, length, total);
     }
     if (res.statusCode === 206) {
