@@ -92,6 +92,14 @@ async function expectNothingRestored(target: string): Promise<void> {
   if (exists) expect(await readdir(target), `restore left files in ${target}`).toEqual([]);
 }
 
+it('control: the undamaged repo checks and restores fine', async () => {
+  expectOk('our check --read-data', await ours(['-r', pristine, '--password-file', passwordFile, 'check', '--read-data']));
+  const target = path.join(work, 'target-pristine');
+  expectOk('our restore', await ours(['-r', pristine, '--password-file', passwordFile, 'restore', 'latest', '--target', target]));
+  expect((await readdir(target)).length).toBeGreaterThan(0);
+  await removeDir(target);
+});
+
 it('wrong password: "wrong password or no key found", exit 1', async () => {
   const r = await ours(['-r', pristine, '--password-file', wrongPasswordFile, 'snapshots']);
   expectCleanFailure('our snapshots with a wrong password', r);
