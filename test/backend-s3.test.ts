@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Backend, MULTIPART_THRESHOLD } from '../src/backends/s3/s3.js';
+import { resolveS3Settings } from '../src/backends/s3/settings.js';
 import type { BackendOptions, S3Location } from '../src/backends/options.js';
-import { NotFoundError, PermanentError, ResticError } from '../src/errors.js';
+import { NotFoundError, PermanentError, ResticError, UsageError } from '../src/errors.js';
 import { Repository } from '../src/repo/repository.js';
 import { init } from '../src/commands/init.js';
 import { backup } from '../src/commands/backup.js';
@@ -54,6 +56,37 @@ function conformanceOn(name: string, tls: boolean, prefix: string): void {
     return { backend, cleanup: () => server.close() };
   });
 }
+
+describe('S3 settings', () => {
+  const env = { AWS_ACCESS_KEY_ID: 'id', AWS_SECRET_ACCESS_KEY: 'secret' };
+  const loc = (endpoint: string, bucket = 'bucket', useTls = true): S3Location => ({ kind: 's3', endpoint, useTls, bucket, prefix: '' });
+
+  it('AWS: SDK-chosen regional endpoint, virtual-host style, region from option, env or host name', () => {
+    const aws = resolveS3Settings(loc('s3.amazonaws.com'), { env });
+    expect(aws).toMatchObject({ endpointUrl: undefined, forcePathStyle: false, region: 'us-east-1', connections: 5 });
+    expect(resolveS3Settings(loc('s3.amazonaws.com'), { env: { ...env, AWS_REGION: 'ap-south-1' } }).region).toBe('ap-south-1');
+    expect(resolveS3Settings(loc('s3.amazonaws.com'), { env: { ...env, AWS_DEFAULT_REGION: 'eu-west-3', AWS_REGION: 'ap-south-1' } }).region).toBe('eu-west-3');
+    expect(resolveS3Settings(loc('s3.amazonaws.com'), { env: { ...env, AWS_REGION: 'ap-south-1' }, extended: { 's3.region': 'sa-east-1' } }).region).toBe('sa-east-1');
+    const regional = resolveS3Settings(loc('s3.eu-west-1.amazonaws.com'), { env });
+    expect(regional).toMatchObject({ endpointUrl: 'https://s3.eu-west-1.amazonaws.com', region: 'eu-west-1', forcePathStyle: false });
+    // A dotted bucket name is not a valid TLS host label.
+    expect(resolveS3Settings(loc('s3.amazonaws.com', 'my.bucket'), { env }).forcePathStyle).toBe(true);
+  });
+
+  it('custom endpoints: path style unless s3.bucket-lookup=dns; http when not TLS', () => {
+    expect(resolveS3Settings(loc('minio.local:9000', 'b', false), { env })).toMatchObject({ endpointUrl: 'http://minio.local:9000', forcePathStyle: true });
+    expect(resolveS3Settings(loc('minio.local:9000'), { env, extended: { 's3.bucket-lookup': 'dns' } }).forcePathStyle).toBe(false);
+    expect(resolveS3Settings(loc('s3.amazonaws.com'), { env, extended: { 's3.bucket-lookup': 'path' } }).forcePathStyle).toBe(true);
+  });
+
+  it('credentials, connections and CA files are checked up front', () => {
+    expect(resolveS3Settings(loc('x'), { env: { ...env, AWS_SESSION_TOKEN: 'tok' } }).credentials).toEqual({ accessKeyId: 'id', secretAccessKey: 'secret', sessionToken: 'tok' });
+    expect(resolveS3Settings(loc('x'), { env, extended: { 's3.connections': '9' } }).connections).toBe(9);
+    expect(() => resolveS3Settings(loc('x'), { env, extended: { 's3.connections': '0' } })).toThrow(UsageError);
+    expect(() => resolveS3Settings(loc('x'), { env, extended: { 's3.bucket-lookup': 'vhost' } })).toThrow(UsageError);
+    expect(() => resolveS3Settings(loc('x'), { env, cacert: ['/nonexistent/ca.pem'] })).toThrow(/cannot read CA certificate/);
+  });
+});
 
 conformanceOn('s3 (TLS, prefix)', true, 'some/prefix');
 conformanceOn('s3 (TLS, bucket root)', true, '');
@@ -189,6 +222,19 @@ describe('S3Backend behaviour', () => {
     expect(err.message).not.toContain(secret);
     await be.close();
     await badKey.close();
+  });
+
+  it('an unreachable endpoint is a retryable ResticError', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const be = new S3Backend({ kind: 's3', endpoint: `127.0.0.1:${port}`, useTls: false, bucket: 'gone', prefix: '' }, { env: { AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b' } });
+    const err = await failure(be.load('config', 'config'));
+    expect(err).toBeInstanceOf(ResticError);
+    expect(err).not.toBeInstanceOf(PermanentError);
+    expect(err.message).toMatch(new RegExp(`^s3 127\\.0\\.0\\.1:${port}/gone: load config/config: .*ECONNREFUSED`));
+    await be.close();
   });
 
   it('missing credentials are a PermanentError', () => {

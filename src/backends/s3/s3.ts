@@ -163,7 +163,8 @@ export class S3Backend implements Backend {
     }
     if (status === 401 || status === 403 || AUTH_CODES.has(code)) return new PermanentError(`${where}: access denied (${detail})`);
     if (status === 416) return new PermanentError(`${where}: range is past the end of the file`);
-    if (status >= 400 && status < 500 && status !== 408 && status !== 429 && !RETRYABLE_CODES.has(code)) {
+    // Redirects that could not be followed and client errors do not get better with a retry.
+    if (status < 500 && status !== 408 && status !== 429 && !RETRYABLE_CODES.has(code)) {
       return new PermanentError(`${where}: request refused (${detail})`);
     }
     return new ResticError(`${where}: server error (${detail})`);
