@@ -392,21 +392,63 @@ export function formatGoTime(epochNs: bigint): string {
   return out + (offset < 0 ? '-' : '+') + pad(Math.floor(minutes / 60), 2) + ':' + pad(minutes % 60, 2);
 }
 
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:(Z)|([+-])(\d{2}):(\d{2}))$/;
+/** The number in `n` decimal digits at `at`, or -1 if one is not a digit. */
+function digitsAt(s: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = at; i < at + n; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (!(d >= 0 && d <= 9)) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+/**
+ * Unix seconds of `YYYY-MM-DDTHH:MM:SS[.digits](Z|±hh:mm)`, NaN if malformed or out of range.
+ * Hand-written without allocations: trees carry three times per node.
+ */
+function rfc3339Seconds(s: string): number {
+  if (s.length < 20 || s[4] !== '-' || s[7] !== '-' || s[10] !== 'T' || s[13] !== ':' || s[16] !== ':') return NaN;
+  const y = digitsAt(s, 0, 4);
+  const mo = digitsAt(s, 5, 2);
+  const d = digitsAt(s, 8, 2);
+  const h = digitsAt(s, 11, 2);
+  const mi = digitsAt(s, 14, 2);
+  const se = digitsAt(s, 17, 2);
+  let i = 19;
+  if (s[i] === '.') {
+    const start = ++i;
+    while (digitsAt(s, i, 1) >= 0) i++;
+    if (i === start) return NaN;
+  }
+  let offset = 0;
+  if (s[i] === '+' || s[i] === '-') {
+    const oh = digitsAt(s, i + 1, 2);
+    const om = digitsAt(s, i + 4, 2);
+    if (i + 6 !== s.length || s[i + 3] !== ':' || oh < 0 || om < 0 || oh > 23 || om > 59) return NaN;
+    offset = (s[i] === '-' ? -1 : 1) * (oh * 3600 + om * 60);
+  } else if (s[i] !== 'Z' || i + 1 !== s.length) return NaN;
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59) {
+    return NaN;
+  }
+  return daysFromCivil(y, mo, d) * SEC_PER_DAY + h * 3600 + mi * 60 + se - offset;
+}
+
+/** Throws IntegrityError unless `s` is a time parseGoTime accepts (cheaper than parsing it). */
+export function checkGoTime(s: string): void {
+  if (Number.isNaN(rfc3339Seconds(s))) throw new IntegrityError(`invalid time ${JSON.stringify(s)}`);
+}
 
 /** Parses Go RFC3339 (fraction optional, Z or ±hh:mm) to Unix nanoseconds. */
 export function parseGoTime(s: string): bigint {
-  const m = RFC3339.exec(s);
-  if (m === null) throw new IntegrityError(`invalid time ${JSON.stringify(s)}`);
-  const [y, mo, d, h, mi, se] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
-  const oh = Number(m[10] ?? 0);
-  const om = Number(m[11] ?? 0);
-  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h > 23 || mi > 59 || se > 59 || oh > 23 || om > 59) {
-    throw new IntegrityError(`time out of range ${JSON.stringify(s)}`);
+  const sec = rfc3339Seconds(s);
+  if (Number.isNaN(sec)) throw new IntegrityError(`invalid time ${JSON.stringify(s)}`);
+  let frac = '';
+  if (s[19] === '.') {
+    let end = 20;
+    while (digitsAt(s, end, 1) >= 0) end++;
+    // Go keeps nanoseconds and drops further digits.
+    frac = s.slice(20, Math.min(end, 29));
   }
-  const offset = (m[9] === '-' ? -1 : 1) * (oh * 3600 + om * 60);
-  const sec = daysFromCivil(y, mo, d) * SEC_PER_DAY + h * 3600 + mi * 60 + se - offset;
-  // Go keeps nanoseconds and drops further digits.
-  const frac = (m[7] ?? '').slice(0, 9).padEnd(9, '0');
-  return BigInt(sec) * NS_PER_SEC + BigInt(frac);
+  return BigInt(sec) * NS_PER_SEC + BigInt(frac.padEnd(9, '0'));
 }

@@ -2,7 +2,7 @@
 // the blob id is the SHA-256 of these bytes.
 import { IntegrityError, UsageError } from '../errors.js';
 import { goJsonString, goStringFromBytes, INVALID_BYTE_MARK, quoteName, unquoteName } from './gostring.js';
-import { parseGoTime } from './gotime.js';
+import { checkGoTime } from './gotime.js';
 import type { Node, NodeType } from './node.js';
 
 const NODE_TYPES: ReadonlySet<string> = new Set<NodeType>(['file', 'dir', 'symlink', 'dev', 'chardev', 'fifo', 'socket']);
@@ -60,17 +60,23 @@ export function encodeTree(nodes: readonly Node[]): Buffer {
 
 // ---- decoding: a small JSON reader with Go's encoding/json semantics ----
 
-/** A JSON number, kept as its literal so 64-bit integers stay exact. */
+/** A JSON number other than a short plain integer, kept as its literal so 64-bit values stay exact. */
 class JsonNumber {
   constructor(readonly text: string) {}
 }
-type JsonValue = null | boolean | string | JsonNumber | JsonValue[] | Map<string, JsonValue>;
+/** Plain integers of up to 15 digits (always exact as doubles) are JS numbers. */
+type JsonValue = null | boolean | string | number | JsonNumber | JsonValue[] | Map<string, JsonValue>;
 
 const MAX_DEPTH = 10_000;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 class JsonReader {
   private pos = 0;
-  constructor(private readonly b: Uint8Array) {}
+  /** The input as latin1 (one char per byte): ASCII strings and numbers are cheap slices of it. */
+  private readonly src: string;
+  constructor(private readonly b: Uint8Array) {
+    this.src = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
+  }
 
   fail(what: string): never {
     throw new IntegrityError(`invalid tree JSON: ${what} at byte ${this.pos}`);
@@ -123,7 +129,7 @@ class JsonReader {
     return v;
   }
 
-  private number(): JsonNumber {
+  private number(): number | JsonNumber {
     const start = this.pos;
     const b = this.b;
     const digits = (): number => {
@@ -143,7 +149,17 @@ class JsonReader {
       if (b[this.pos] === 0x2b || b[this.pos] === 0x2d) this.pos++;
       if (digits() === 0) this.fail('invalid number');
     }
-    return new JsonNumber(Buffer.from(b.buffer, b.byteOffset + start, this.pos - start).toString('latin1'));
+    const len = this.pos - start;
+    if (len <= 15 && b[start] !== 0x2d) {
+      let v = 0;
+      for (let i = start; i < this.pos; i++) {
+        const d = b[i]! - 0x30;
+        if (d < 0 || d > 9) return new JsonNumber(this.src.slice(start, this.pos));
+        v = v * 10 + d;
+      }
+      return v;
+    }
+    return new JsonNumber(this.src.slice(start, this.pos));
   }
 
   private array(depth: number): JsonValue[] {
@@ -207,7 +223,7 @@ class JsonReader {
     if (plain) {
       if (this.pos >= b.length) this.fail('unterminated string');
       this.pos++;
-      return Buffer.from(b.buffer, b.byteOffset + start, this.pos - 1 - start).toString('latin1');
+      return this.src.slice(start, this.pos - 1);
     }
     this.pos = start;
     let out = '';
@@ -294,7 +310,7 @@ class JsonReader {
 
 function typeName(v: JsonValue): string {
   if (v === null) return 'null';
-  if (v instanceof JsonNumber) return 'number';
+  if (typeof v === 'number' || v instanceof JsonNumber) return 'number';
   if (v instanceof Map) return 'object';
   return Array.isArray(v) ? 'array' : typeof v;
 }
@@ -314,10 +330,15 @@ function str(obj: Map<string, JsonValue>, field: string): string {
 function uintField(obj: Map<string, JsonValue>, field: string, bits: 32 | 64): number | bigint {
   const v = obj.get(field);
   if (v === undefined || v === null) return 0;
-  if (!(v instanceof JsonNumber) || !/^(0|[1-9][0-9]*)$/.test(v.text)) throw fieldError(field, v);
+  if (typeof v === 'number') {
+    if (bits === 32 && v > 0xffffffff) throw new IntegrityError(`invalid tree: node field "${field}" out of range`);
+    return v;
+  }
+  // Go's unsigned fields take plain integer literals only (no sign, fraction or exponent).
+  if (!(v instanceof JsonNumber) || !/^[1-9][0-9]*$/.test(v.text)) throw fieldError(field, v);
   const n = BigInt(v.text);
   if (n >= 1n << BigInt(bits)) throw new IntegrityError(`invalid tree: node field "${field}" out of range`);
-  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+  return n <= MAX_SAFE ? Number(n) : n;
 }
 
 function numField(obj: Map<string, JsonValue>, field: string, bits: 32 | 64): number {
@@ -330,7 +351,7 @@ function timeField(obj: Map<string, JsonValue>, field: string): string {
   const v = obj.get(field);
   if (v === undefined || v === null) return ZERO_TIME;
   if (typeof v !== 'string') throw fieldError(field, v);
-  parseGoTime(v);
+  checkGoTime(v);
   return v;
 }
 
