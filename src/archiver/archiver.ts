@@ -13,8 +13,10 @@ import { buildTargetTree, isLeaf, type TargetDir } from './targets.js';
 import { saveTree } from './tree-saver.js';
 
 export interface BackupOptions {
-  /** Files and directories to back up (relative paths are taken from the current directory). */
+  /** Files and directories to back up; relative paths are resolved against `cwd`. */
   paths: readonly string[];
+  /** Directory relative paths start from (default: the process's current directory). */
+  cwd?: string;
   hostname?: string;
   tags?: readonly string[];
   /** Snapshot time as a Go RFC3339Nano string; defaults to now. */
@@ -44,7 +46,7 @@ export class Archiver {
 
   async backup(options: BackupOptions): Promise<BackupResult> {
     await this.repo.loadIndex();
-    const { top, absolutePaths } = buildTargetTree(options.paths);
+    const { top, absolutePaths } = buildTargetTree(options.paths, options.cwd);
     const tree = await saveTree(this.repo, await this.dirEntries(top), this.stats);
     await this.repo.flush();
     const user = userInfo();

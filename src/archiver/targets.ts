@@ -23,12 +23,12 @@ export function isLeaf(entry: TargetDir | TargetLeaf): entry is TargetLeaf {
   return 'target' in entry;
 }
 
-export function buildTargetTree(paths: readonly string[]): { top: TargetDir; absolutePaths: string[] } {
+export function buildTargetTree(paths: readonly string[], cwd = process.cwd()): { top: TargetDir; absolutePaths: string[] } {
   if (paths.length === 0) throw new UsageError('nothing to back up: no paths given');
   const top: TargetDir = { children: new Map() };
   const absolutePaths: string[] = [];
   for (const given of paths) {
-    const absolute = resolve(given);
+    const absolute = resolve(cwd, given);
     absolutePaths.push(absolute);
     const clean = normalize(given);
     const parts = clean.split(sep).filter((p) => p !== '' && p !== '.');
