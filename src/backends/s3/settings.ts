@@ -3,8 +3,6 @@ import { rootCertificates } from 'node:tls';
 import type { BackendOptions, S3Location } from '../options.js';
 import { PermanentError, UsageError } from '../../errors.js';
 
-export type BucketLookup = 'auto' | 'dns' | 'path';
-
 /** Everything the S3 backend derives from its location and options, before any request is made. */
 export interface S3Settings {
   /** Base URL of a custom endpoint; undefined lets the SDK pick AWS's regional endpoint. */
