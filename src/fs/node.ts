@@ -169,16 +169,30 @@ function utimeArg(goTime: string): string {
 }
 
 /**
- * Applies a node's metadata like restic 0.14's restorer: owner (only as root), permission bits
- * (not on symlinks), then access and modification times. Times are set with microsecond
- * precision (Node.js' utimes cannot do nanoseconds); extended attributes are not restored.
+ * Applies a node's metadata like restic 0.14's restorer: owner (lchown; a permission error is
+ * ignored unless running as root), permission bits (not on symlinks), then access and
+ * modification times, to the microsecond (Node.js' utimes cannot do nanoseconds). Every step
+ * is tried; the first failure is thrown at the end. Extended attributes are not restored.
  */
 export async function restoreMetadata(path: string | Buffer, node: Node): Promise<void> {
+  let first: unknown;
+  const attempt = async (step: () => Promise<void>, tolerate?: (e: NodeJS.ErrnoException) => boolean): Promise<void> => {
+    try {
+      await step();
+    } catch (e) {
+      if (tolerate?.(e as NodeJS.ErrnoException) !== true) first ??= e;
+    }
+  };
   // chown before chmod: chown clears setuid/setgid bits.
-  if (process.geteuid?.() === 0) await lchown(path, node.uid, node.gid);
-  if (node.type !== 'symlink') await chmod(path, statModeFromGo(node.mode ?? 0) & 0o7777);
-  const atime = utimeArg(node.atime);
-  const mtime = utimeArg(node.mtime);
-  if (node.type === 'symlink') await lutimes(path, atime, mtime);
-  else await utimes(path, atime, mtime);
+  await attempt(
+    () => lchown(path, node.uid, node.gid),
+    (e) => e.code === 'EPERM' && process.geteuid?.() !== 0,
+  );
+  if (node.type !== 'symlink') await attempt(() => chmod(path, statModeFromGo(node.mode ?? 0) & 0o7777));
+  await attempt(async () => {
+    const atime = utimeArg(node.atime);
+    const mtime = utimeArg(node.mtime);
+    await (node.type === 'symlink' ? lutimes(path, atime, mtime) : utimes(path, atime, mtime));
+  });
+  if (first !== undefined) throw first;
 }
