@@ -4,6 +4,9 @@ import { ResticError, UsageError } from '../errors.js';
 import { openedBackends, type GlobalOptions } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
+// The AWS SDK warns on every run under Node 20 (it prefers 22); restic-ts supports Node 20 on purpose.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
 const GLOBAL_OPTIONS: OptionSpec = {
