@@ -162,6 +162,7 @@ describe('rest client: locations, credentials, TLS', () => {
     expect(redactUrl('rest:http://user:pa%40ss@host:8000/repo/')).toBe('rest:http://user:***@host:8000/repo/');
     expect(redactUrl('https://user@host/')).toBe('https://user@host/');
     expect(redactUrl('http://host/x')).toBe('http://host/x');
+    expect(redactUrl('http://u:p@ss@host/x@y')).toBe('http://u:***@host/x@y');
   });
 
   it('credentials in the URL are used but never shown; wrong ones are a PermanentError without the secret', async () => {
@@ -247,6 +248,8 @@ describe('rest client against misbehaving servers', () => {
     await expect(c.load('data', id, 0, 20)).rejects.toThrow(PermanentError);
     behave = (_req, res) => res.writeHead(206, { 'content-range': 'bytes 3-12/100', 'content-length': '10' }).end(Buffer.alloc(10));
     await expect(c.load('data', id, 0, 10)).rejects.toThrow(/answered range/);
+    behave = (_req, res) => res.writeHead(206, { 'content-range': 'bytes 0-19/100', 'content-length': '20' }).end(Buffer.alloc(20));
+    await expect(c.load('data', id, 0, 10)).rejects.toThrow(/answered range/);
     behave = (_req, res) => {
       res.writeHead(206, { 'content-range': 'bytes 0-999/1000', 'content-length': '1000' });
       res.write(Buffer.alloc(100), () => res.destroy());
@@ -256,6 +259,18 @@ describe('rest client against misbehaving servers', () => {
     expect(cut).not.toBeInstanceOf(PermanentError);
     expect(cut).not.toBeInstanceOf(NotFoundError);
     await c.close();
+  });
+
+  it('reuses connections, HEAD requests included', async () => {
+    let connections = 0;
+    const count = () => connections++;
+    server.on('connection', count);
+    behave = (_req, res) => res.writeHead(200, { 'content-length': '7' }).end();
+    const c = client();
+    for (let i = 0; i < 20; i++) expect((await c.stat('data', id)).size).toBe(7);
+    await c.close();
+    server.off('connection', count);
+    expect(connections).toBeLessThanOrEqual(2);
   });
 
   it('rest.connections bounds the requests in flight', async () => {

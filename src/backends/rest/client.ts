@@ -15,7 +15,8 @@ type Response = Dispatcher.ResponseData;
 
 /** Replaces the password in any `//user:password@` part of a URL with `***` (restic shows URLs so). */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^/@:?#]*):[^/@?#]*@/, '$1:***@');
+  // Greedy up to the last "@" of the authority, as URL parsers split it there.
+  return url.replace(/(\/\/[^/@:?#]*):[^/?#]*@/, '$1:***@');
 }
 
 function header(res: Response, name: string): string | undefined {
@@ -104,7 +105,9 @@ export class RestBackend implements Backend {
     if (this.auth) headers.authorization = this.auth;
     if (extra.body) headers['content-type'] = 'application/octet-stream';
     try {
-      return await this.pool.request({ method, path, headers, body: extra.body, signal: extra.signal });
+      // reset:false keeps the connection after HEAD too (undici closes it by default, against servers
+      // that wrongly send a body; rest-server, rclone and ours do not).
+      return await this.pool.request({ method, path, headers, body: extra.body, signal: extra.signal, reset: false });
     } catch (err) {
       if (extra.signal?.aborted) throw err;
       const e = err as Error & { code?: string; cause?: { code?: string } };
@@ -180,7 +183,7 @@ export class RestBackend implements Backend {
     }
     if (res.statusCode === 206) {
       const cr = parseContentRange(header(res, 'content-range'));
-      if (!cr || cr.start !== offset) {
+      if (!cr || cr.start !== offset || (length !== undefined && cr.end - cr.start + 1 > length)) {
         res.body.dump().catch(() => undefined);
         throw new ResticError(`rest server ${this.where}: GET ${what}: answered range ${header(res, 'content-range') ?? '(none)'} for ${range}`);
       }
