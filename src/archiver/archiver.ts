@@ -66,7 +66,7 @@ export class Archiver {
   /** Nodes of a virtual directory: its targets, intermediate directories and, for ".", real entries. */
   private async dirEntries(dir: TargetDir): Promise<Node[]> {
     const nodes = await Promise.all(
-      [...dir.children].map(async ([name, entry]) => {
+      [...dir.children].map(async ([name, entry]): Promise<Node | undefined> => {
         if (isLeaf(entry)) return this.saveNode(entry.target, Buffer.from(name));
         const node = await nodeFromPath(entry.fsPath!, Buffer.from(name));
         node.subtree = await saveTree(this.repo, await this.dirEntries(entry), this.stats);
@@ -74,13 +74,15 @@ export class Archiver {
         return node;
       }),
     );
-    if (dir.contentsOf) nodes.push(...(await this.readDir(Buffer.from(dir.contentsOf))));
-    return nodes;
+    const all = nodes.filter((n): n is Node => n !== undefined);
+    if (dir.contentsOf) all.push(...(await this.readDir(Buffer.from(dir.contentsOf))));
+    return all;
   }
 
-  /** Backs up one filesystem entry (recursively for directories) and returns its node. */
-  private async saveNode(path: string | Buffer, name: Buffer): Promise<Node> {
+  /** Backs up one filesystem entry (recursively for directories); sockets are skipped, as restic does. */
+  private async saveNode(path: string | Buffer, name: Buffer): Promise<Node | undefined> {
     const node = await nodeFromPath(path, name);
+    if (node.type === 'socket') return undefined;
     if (node.type === 'file') {
       node.content = await this.files.run(() => saveFileContent(this.repo, this.chunker, path, this.stats));
       this.stats.files++;
@@ -95,6 +97,7 @@ export class Archiver {
     const dirPath = Buffer.isBuffer(path) ? path : Buffer.from(path);
     const names = await fs.readdir(dirPath, { encoding: 'buffer' });
     const base = dirPath[dirPath.length - 1] === 0x2f ? dirPath : Buffer.concat([dirPath, Buffer.from('/')]);
-    return Promise.all(names.map((name) => this.saveNode(Buffer.concat([base, name]), name)));
+    const nodes = await Promise.all(names.map((name) => this.saveNode(Buffer.concat([base, name]), name)));
+    return nodes.filter((n): n is Node => n !== undefined);
   }
 }
