@@ -15,6 +15,9 @@ import {
   type ScryptParams,
 } from '../crypto/index.js';
 import { IntegrityError } from '../errors.js';
+import { nowNs } from './clock.js';
+import { goJsonString } from './gostring.js';
+import { formatGoTime } from './gotime.js';
 
 /** A key file (`keys/<id>`): plain JSON; `data` is the master key encrypted with the scrypt-derived user key. */
 export interface KeyFile {
@@ -36,37 +39,6 @@ const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
-/**
- * JSON string encoded like Go's encoding/json (Go 1.19, restic 0.14's toolchain): HTML-safe `\u003c`,
- * `\u003e`, `\u0026`, escaped U+2028/U+2029, `\u0008`/`\u000c` instead of `\b`/`\f`, and lone
- * surrogates (invalid UTF-8 once encoded) as `\ufffd`.
- */
-function goJsonString(s: string): string {
-  // An escaped backslash is matched as a whole first, so the `\` after it never starts a false escape.
-  return JSON.stringify(s).replace(/\\\\|[<>&\u2028\u2029]|\\[bf]|\\ud[89a-f][0-9a-f]{2}/g, (m) => {
-    if (m === '\\\\') return m;
-    if (m === '\\b') return '\\u0008';
-    if (m === '\\f') return '\\u000c';
-    if (m.startsWith('\\u')) return '\\ufffd';
-    return '\\u' + m.charCodeAt(0).toString(16).padStart(4, '0');
-  });
-}
-
-/** Go's time.Time JSON form (RFC3339Nano) in the local zone: trailing fraction zeros trimmed, `Z` or ±hh:mm. */
-function goRfc3339Nano(d: Date): string {
-  const offsetMin = -d.getTimezoneOffset();
-  const local = new Date(d.getTime() + offsetMin * 60_000);
-  const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
-  let s =
-    `${pad(local.getUTCFullYear(), 4)}-${pad(local.getUTCMonth() + 1)}-${pad(local.getUTCDate())}` +
-    `T${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}`;
-  const ms = local.getUTCMilliseconds();
-  if (ms !== 0) s += '.' + pad(ms, 3).replace(/0+$/, '');
-  if (offsetMin === 0) return s + 'Z';
-  const abs = Math.abs(offsetMin);
-  return s + (offsetMin < 0 ? '-' : '+') + pad(Math.floor(abs / 60)) + ':' + pad(abs % 60);
-}
-
 /** Creates key file bytes exactly as restic writes them: compact JSON, restic's field order, no newline. */
 export async function createKeyFile(
   master: MasterKey,
@@ -78,7 +50,7 @@ export async function createKeyFile(
   const userKey = keyFromScrypt(await scrypt(utf8.encode(password), salt, params));
   const data = encrypt(userKey, utf8.encode(JSON.stringify(masterKeyToJSON(master))));
   const json =
-    `{"created":${goJsonString(goRfc3339Nano(opts.created ?? new Date()))}` +
+    `{"created":${goJsonString(formatGoTime(opts.created ? BigInt(opts.created.getTime()) * 1_000_000n : nowNs()))}` +
     `,"username":${goJsonString(opts.username)},"hostname":${goJsonString(opts.hostname)}` +
     `,"kdf":"scrypt","N":${params.N},"r":${params.r},"p":${params.p}` +
     `,"salt":"${toBase64(salt)}","data":"${toBase64(data)}"}`;

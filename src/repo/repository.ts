@@ -5,6 +5,7 @@ import { formatPolynomial, randomPolynomial } from '../chunker/index.js';
 import { IntegrityError, NotFoundError, ResticError, UsageError, WrongPasswordError } from '../errors.js';
 import { compress, decompress, initCompression, type CompressionMode } from './compression.js';
 import { decodeConfig, encodeConfig, type Config } from './config.js';
+import { parseGoTime } from './gotime.js';
 import { toHex, type Id } from './id.js';
 import { decodeIndexFile, encodeIndexFile, MasterIndex, type IndexFile } from './index-file.js';
 import { createKeyFile, openKeyFile } from './keyfile.js';
@@ -299,8 +300,7 @@ async function findKey(backend: Backend, password: string): Promise<{ key: Maste
 
 /** Compares Go RFC3339 time strings chronologically (zones may differ). */
 function compareGoTimes(a: string, b: string): number {
-  const ta = Date.parse(a);
-  const tb = Date.parse(b);
-  if (ta !== tb) return ta - tb;
-  return a < b ? -1 : a > b ? 1 : 0;
+  const ta = parseGoTime(a);
+  const tb = parseGoTime(b);
+  return ta < tb ? -1 : ta > tb ? 1 : 0;
 }
