@@ -77,7 +77,7 @@ function parseHtpasswd(text: string): Map<string, string> {
     if (line === '' || line.startsWith('#')) continue;
     const [user, hash] = line.split(':');
     if (user === undefined || hash === undefined || !VALID_USER.test(user)) continue;
-    users.set(user, hash);
+    users.set(user, hash.trimStart());
   }
   return users;
 }
