@@ -7,6 +7,10 @@ export { MemoryBackend } from './backends/memory/memory.js';
 export { openBackend, parseLocation, redactLocation, type OpenBackendOptions } from './backends/location.js';
 export type { Location, LocalLocation, MemoryLocation, RestLocation, S3Location, SftpLocation, BackendOptions } from './backends/options.js';
 export { RetryBackend, type RetryOptions } from './backends/retry.js';
+export { RestBackend } from './backends/rest/client.js';
+export { createRestServer, type RestServerOptions, type RestServer } from './backends/rest/server.js';
+// S3Backend and SftpBackend live in the subpath exports "restic-ts/s3" and "restic-ts/sftp" so that
+// importing the library does not load the AWS SDK or ssh2; openBackend() loads them on demand.
 
 export { Repository, type RepositoryOptions, type InitOptions, type SaveBlobResult, type UnpackedType } from './repo/repository.js';
 export type { Config } from './repo/config.js';

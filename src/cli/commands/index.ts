@@ -5,6 +5,7 @@ import { checkCommand } from './check.js';
 import { initCommand } from './init.js';
 import { lsCommand } from './ls.js';
 import { restoreCommand } from './restore.js';
+import { serveCommand } from './serve.js';
 import { snapshotsCommand } from './snapshots.js';
 import { unlockCommand } from './unlock.js';
 
@@ -18,4 +19,5 @@ export const COMMANDS: Record<string, Command> = {
   cat: catCommand,
   check: checkCommand,
   unlock: unlockCommand,
+  serve: serveCommand,
 };
