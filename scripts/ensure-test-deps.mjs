@@ -8,20 +8,25 @@ import * as path from 'node:path';
 /** Command the tests run -> Debian package that provides it; optional ones only make some tests skip. */
 const NEEDED = [
   { command: 'restic', pkg: 'restic', optional: false, why: 'interop tests run the real restic' },
+  { command: '/usr/sbin/sshd', pkg: 'openssh-server', optional: false, why: 'sftp backend tests start a private sshd' },
+  { command: 'ssh-keygen', pkg: 'openssh-client', optional: false, why: 'sftp tests make keys with ssh-keygen' },
+  { command: 'rclone', pkg: 'rclone', optional: false, why: 'REST tests talk to `rclone serve restic`' },
+  { command: 'openssl', pkg: 'openssl', optional: false, why: 'TLS tests make a self-signed certificate' },
   { command: 'go', pkg: 'golang-go', optional: true, why: 'the chunker test generates restic/chunker vectors with Go (skipped without it)' },
 ];
 
 function onPath(command) {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(path.join(dir, command), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
+  if (path.isAbsolute(command)) return isExecutable(command);
+  return (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir !== '' && isExecutable(path.join(dir, command)));
+}
+
+function isExecutable(file) {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
   }
-  return false;
 }
 
 function sh(cmd, args) {
