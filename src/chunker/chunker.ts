@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { rabinKernel, type RabinKernel } from '../wasm/rabin.js';
 import { POLYNOMIAL_DEGREE, degree, type Polynomial } from './polynomial.js';
 
 export const MIN_SIZE = 512 * 1024;
@@ -12,6 +13,13 @@ const SPLIT_MASK = (1 << 20) - 1;
  * there so the window is full exactly when the chunk reaches MIN_SIZE.
  */
 const HASH_START = MIN_SIZE - WINDOW_SIZE;
+/** Shorter ranges stay in the TS loop, where they cost less than the copy into WebAssembly memory. */
+const WASM_MIN_RANGE = 256;
+
+export interface SplitterOptions {
+  /** Run the hot loop in WebAssembly where available (default); false forces the TS loop. Same cuts either way. */
+  wasm?: boolean;
+}
 
 /**
  * Both lookup tables, interleaved as [high, low] int32 pairs: each 53-bit value is split in its bits
@@ -77,7 +85,9 @@ function tablesFor(pol: Polynomial): Int32Array {
  * one buffer and calls `next` whenever more of them are available.
  */
 export class Splitter {
+  private readonly pol: Polynomial;
   private readonly t: Int32Array;
+  private readonly kernel: RabinKernel | null;
   /** Bytes of the current chunk already consumed. */
   private pos = 0;
   private hi = 0;
@@ -85,8 +95,10 @@ export class Splitter {
   private fpHi = 0;
   private fpLo = 1;
 
-  constructor(pol: Polynomial) {
+  constructor(pol: Polynomial, options: SplitterOptions = {}) {
+    this.pol = pol;
     this.t = tablesFor(pol);
+    this.kernel = options.wasm === false ? null : rabinKernel;
   }
 
   /**
@@ -139,6 +151,15 @@ export class Splitter {
     }
     if (warming && i > lastWarm && (lo & SPLIT_MASK) === 0) return this.cut(i - chunkStart, hi, lo);
 
+    const kernel = this.kernel;
+    if (kernel !== null && stop - i >= WASM_MIN_RANGE) {
+      // From here on the window holds chunk bytes, so buf[i - 64, i) is all the kernel needs.
+      const end = kernel.scan(this.pol, buf, i, stop, hi, lo);
+      hi = kernel.hi;
+      lo = kernel.lo;
+      if (end >= 0) return this.cut(end - chunkStart, hi, lo);
+      i = stop;
+    }
     for (; i < stop; i++) {
       // hi holds digest bits 32..52; its top 8 (hi >>> 13) are the ones the shift pushes past degree 53.
       const m = (hi >>> 12) & ~1; // = 2·(hi >>> 13), the pair index
@@ -163,8 +184,8 @@ export class Splitter {
 }
 
 /** End offsets (exclusive) of restic's chunks of `data`; the last one is data.length unless data is empty. */
-export function cutPoints(pol: Polynomial, data: Uint8Array): number[] {
-  const splitter = new Splitter(pol);
+export function cutPoints(pol: Polynomial, data: Uint8Array, options?: SplitterOptions): number[] {
+  const splitter = new Splitter(pol, options);
   const ends: number[] = [];
   let start = 0;
   while (start < data.length) {

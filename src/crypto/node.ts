@@ -1,4 +1,5 @@
 import type * as NodeCrypto from 'node:crypto';
+import type { Poly1305 } from './poly1305-wasm.js';
 import { makeSuite, type CryptoSuite, type Primitives } from './suite.js';
 
 /** A view on a Buffer's bytes, so callers get a plain Uint8Array (no Buffer slice/toString quirks). */
@@ -6,8 +7,11 @@ function plain(buf: Uint8Array): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
-/** Builds the suite on a node:crypto module passed in, so this file never imports node:crypto itself. */
-export function nodeCryptoSuite(nc: typeof NodeCrypto): CryptoSuite {
+/**
+ * Builds the suite on a node:crypto module passed in, so this file never imports node:crypto itself.
+ * `poly1305` overrides makeSuite's default choice (benchmarks compare implementations).
+ */
+export function nodeCryptoSuite(nc: typeof NodeCrypto, poly1305?: Poly1305): CryptoSuite {
   const primitives: Primitives = {
     name: 'node',
     randomBytes: (n) => nc.randomFillSync(new Uint8Array(n)),
@@ -38,5 +42,5 @@ export function nodeCryptoSuite(nc: typeof NodeCrypto): CryptoSuite {
         nc.scrypt(password, salt, 64, { N, r, p, maxmem }, (err, key) => (err ? reject(err) : resolve(plain(key))));
       }),
   };
-  return makeSuite(primitives);
+  return makeSuite(primitives, poly1305);
 }
