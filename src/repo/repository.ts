@@ -5,13 +5,13 @@ import { formatPolynomial, randomPolynomial } from '../chunker/index.js';
 import { IntegrityError, NotFoundError, ResticError, UsageError, WrongPasswordError } from '../errors.js';
 import { compress, decompress, initCompression, type CompressionMode } from './compression.js';
 import { decodeConfig, encodeConfig, type Config } from './config.js';
-import { parseGoTime } from './gotime.js';
 import { toHex, type Id } from './id.js';
 import { decodeIndexFile, encodeIndexFile, MasterIndex, type IndexFile } from './index-file.js';
 import { createKeyFile, openKeyFile } from './keyfile.js';
 import { readPackHeader, type BlobType, type PackedBlob } from './pack.js';
 import { Packer } from './packer.js';
 import { decodeSnapshot, encodeSnapshot, type NewSnapshot, type Snapshot } from './snapshot.js';
+import { SnapshotQuery, type SnapshotFilter } from './snapshot-filter.js';
 import { packUnpacked, unpackUnpacked } from './unpacked.js';
 import { mapLimit } from '../util/concurrency.js';
 
@@ -238,18 +238,38 @@ export class Repository {
     return { ...snapshot, id };
   }
 
-  /** All snapshots, oldest first (by time, then id). */
-  async snapshots(): Promise<Snapshot[]> {
-    const ids: Id[] = [];
-    for await (const id of this.listIds('snapshots')) ids.push(id);
-    const snaps = await mapLimit(ids, 8, (id) => this.loadSnapshot(id));
-    return snaps.sort((a, b) => compareGoTimes(a.time, b.time) || a.id.localeCompare(b.id));
+  /**
+   * Snapshots matching `filter`: `for await (const s of repo.snapshots({ host, tags, paths }))` streams them
+   * in listing order; `await repo.snapshots()` gives all of them, oldest first (by time, then id).
+   */
+  snapshots(filter: SnapshotFilter = {}): SnapshotQuery {
+    return new SnapshotQuery(() => this.loadAllSnapshots(), filter);
   }
 
-  /** Resolves `latest`, a full id or a unique id prefix. */
-  async findSnapshot(ref: string): Promise<Snapshot> {
+  /** Loads every snapshot file, a few at a time, yielding them in listing order. */
+  private async *loadAllSnapshots(): AsyncGenerator<Snapshot> {
+    const ids: Id[] = [];
+    for await (const id of this.listIds('snapshots')) ids.push(id);
+    const window: Promise<Snapshot>[] = [];
+    let next = 0;
+    while (next < ids.length || window.length) {
+      while (window.length < 8 && next < ids.length) {
+        const p = this.loadSnapshot(ids[next++]!);
+        // Loads still in the window when iteration stops early must not become unhandled rejections.
+        p.catch(() => undefined);
+        window.push(p);
+      }
+      yield await window.shift()!;
+    }
+  }
+
+  /**
+   * Resolves `latest` (the newest snapshot matching `filter`), a full id or a unique id prefix;
+   * `filter` applies to `latest` only.
+   */
+  async findSnapshot(ref: string, filter: SnapshotFilter = {}): Promise<Snapshot> {
     if (ref === 'latest') {
-      const all = await this.snapshots();
+      const all = await this.snapshots(filter);
       const last = all[all.length - 1];
       if (!last) throw new NotFoundError('no snapshot found');
       return last;
@@ -296,11 +316,4 @@ async function findKey(backend: Backend, password: string): Promise<{ key: Maste
   }
   if (problems.length) throw new IntegrityError(`${problems.join('; ')} (and no other key matched the password)`);
   throw new WrongPasswordError();
-}
-
-/** Compares Go RFC3339 time strings chronologically (zones may differ). */
-function compareGoTimes(a: string, b: string): number {
-  const ta = parseGoTime(a);
-  const tb = parseGoTime(b);
-  return ta < tb ? -1 : ta > tb ? 1 : 0;
 }
