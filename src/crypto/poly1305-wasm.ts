@@ -37,10 +37,10 @@ function wasmPoly1305(k: Poly1305Exports): Poly1305 {
   };
 }
 
-const exports = instantiate<Poly1305Exports>(POLY1305_WASM);
+const wasmExports = instantiate<Poly1305Exports>(POLY1305_WASM);
 
 /**
  * Poly1305 (RFC 8439) in WebAssembly, same call shape as @noble/ciphers' `poly1305(msg, key)`: the
  * 16-byte tag of `msg` under the one-time key r ‖ s (r is clamped here). Null without WebAssembly.
  */
-export const poly1305Wasm: Poly1305 | null = exports ? wasmPoly1305(exports) : null;
+export const poly1305Wasm: Poly1305 | null = wasmExports ? wasmPoly1305(wasmExports) : null;

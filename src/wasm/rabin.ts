@@ -66,7 +66,7 @@ export class RabinKernel {
   }
 }
 
-const exports = instantiate<RabinExports>(RABIN_WASM);
+const wasmExports = instantiate<RabinExports>(RABIN_WASM);
 
 /** The shared kernel, or null where WebAssembly is unavailable (the chunker then runs its TS loop). */
-export const rabinKernel: RabinKernel | null = exports ? new RabinKernel(exports) : null;
+export const rabinKernel: RabinKernel | null = wasmExports ? new RabinKernel(wasmExports) : null;
