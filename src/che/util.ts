@@ -10,6 +10,9 @@ export class CheAbortedError extends ResticError {
   override name = 'CheAbortedError';
 }
 
+/** How often waits look again. */
+export const POLL_INTERVAL_MS = 1_000;
+
 /** First line of an error's message (Kubernetes Status messages and restic errors alike). */
 export function errorMessage(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
