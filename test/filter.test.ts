@@ -1,5 +1,9 @@
 // restic 0.14's pattern matcher (internal/filter) and exclude-file reading. The same patterns are
 // cross-checked against the real restic binary in backup-exclude.test.ts.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compilePatterns, goExpand, goMatch, invalidPatterns, matchPattern, parsePatternFile, decodeTextFile, bytesToMatchString } from '../src/filter/index.js';
 import { UsageError } from '../src/errors.js';
@@ -41,9 +45,9 @@ describe('goMatch (Go filepath.Match)', () => {
     expect(() => goMatch(pattern, 'x')).toThrow();
   });
 
-  it('checks the rest of a pattern after a mismatch', () => {
-    expect(() => goMatch('a*[', 'b')).toThrow();
+  it('parses a failing chunk to its end, but not the chunks after it (Go 1.19)', () => {
     expect(() => goMatch('x[', 'a')).toThrow();
+    expect(goMatch('x*[', 'a')).toBe(false);
   });
 });
 
@@ -143,4 +147,96 @@ describe('exclude files', () => {
     const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('*.log\n', 'utf16le')]);
     expect(parsePatternFile(decodeTextFile(utf16))).toEqual(['*.log']);
   });
+});
+
+// Differential check against Go 1.19 itself (restic 0.14's toolchain) when a Go compiler is installed.
+const GO_PROGRAM = `package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+func main() {
+	in := bufio.NewScanner(os.Stdin)
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	for in.Scan() {
+		var c [3]string
+		if err := json.Unmarshal(in.Bytes(), &c); err != nil {
+			panic(err)
+		}
+		if c[0] == "expand" {
+			fmt.Fprintln(out, os.Expand(c[1], func(s string) string {
+				if s == "$" {
+					return "$"
+				}
+				return "<" + s + ">"
+			}))
+			continue
+		}
+		ok, err := filepath.Match(c[1], c[2])
+		switch {
+		case err != nil:
+			fmt.Fprintln(out, "E")
+		case ok:
+			fmt.Fprintln(out, "1")
+		default:
+			fmt.Fprintln(out, "0")
+		}
+	}
+}
+`;
+
+const hasGo = spawnSync('go', ['version'], { encoding: 'utf8' }).status === 0;
+
+describe.skipIf(!hasGo)('against Go 1.19 (go run)', () => {
+  it('filepath.Match and os.Expand agree on random inputs', () => {
+    // Deterministic xorshift so a failure reproduces.
+    let x = 0x9e3779b9;
+    const rand = (n: number) => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    const pick = (alphabet: string[], max: number) => Array.from({ length: rand(max + 1) }, () => alphabet[rand(alphabet.length)]).join('');
+    const patAlphabet = ['a', 'b', 'é', '*', '?', '[', ']', '^', '-', '\\', '/', 'a-b'];
+    const nameAlphabet = ['a', 'b', 'é', '-', ']', '^', '/', '*'];
+    const expAlphabet = ['$', '{', '}', 'a', 'B', '_', '1', '#', '/', '$$'];
+    const cases: string[][] = [];
+    for (let i = 0; i < 4000; i++) cases.push(['m', pick(patAlphabet, 6), pick(nameAlphabet, 5)]);
+    for (let i = 0; i < 1000; i++) cases.push(['expand', pick(expAlphabet, 7), '']);
+    const dir = mkdtempSync(join(tmpdir(), 'restic-ts-gomatch-'));
+    try {
+      writeFileSync(join(dir, 'main.go'), GO_PROGRAM);
+      const r = spawnSync('go', ['run', join(dir, 'main.go')], {
+        input: cases.map((c) => JSON.stringify(c)).join('\n') + '\n',
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, GOCACHE: join(dir, 'cache'), GOPATH: join(dir, 'gopath'), GO111MODULE: 'off' },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const want = r.stdout.split('\n');
+      const diffs: string[] = [];
+      cases.forEach((c, i) => {
+        let got: string;
+        if (c[0] === 'expand') got = goExpand(c[1]!, (s) => (s === '$' ? '$' : `<${s}>`));
+        else {
+          try {
+            got = goMatch(c[1]!, c[2]!) ? '1' : '0';
+          } catch {
+            got = 'E';
+          }
+        }
+        if (got !== want[i]) diffs.push(`${JSON.stringify(c)}: go ${want[i]}, ours ${got}`);
+      });
+      expect(diffs.slice(0, 20)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
