@@ -129,7 +129,22 @@ export function groupSnapshots(snapshots: readonly Snapshot[], by: GroupBy): Sna
     if (group) group.snapshots.push(s);
     else groups.set(k, { key, snapshots: [s] });
   }
-  return [...groups.entries()].sort(([a], [b]) => compareGoStrings(a, b)).map(([, g]) => g);
+  return [...groups.values()].sort((a, b) => compareGroupKeys(a.key, b.key));
+}
+
+function compareGoStringLists(a: readonly string[] | null, b: readonly string[] | null): number {
+  const x = a ?? [];
+  const y = b ?? [];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const c = compareGoStrings(x[i]!, y[i]!);
+    if (c) return c;
+  }
+  return x.length - y.length;
+}
+
+/** Host, then paths, then tags (restic prints groups in random order; we keep them predictable). */
+function compareGroupKeys(a: SnapshotGroupKey, b: SnapshotGroupKey): number {
+  return compareGoStrings(a.hostname, b.hostname) || compareGoStringLists(a.paths, b.paths) || compareGoStringLists(a.tags, b.tags);
 }
 
 /**
