@@ -2,11 +2,13 @@ import type { Command } from '../command.js';
 import { backupCommand } from './backup.js';
 import { catCommand } from './cat.js';
 import { checkCommand } from './check.js';
+import { copyCommand } from './copy.js';
 import { initCommand } from './init.js';
 import { lsCommand } from './ls.js';
 import { restoreCommand } from './restore.js';
 import { serveCommand } from './serve.js';
 import { snapshotsCommand } from './snapshots.js';
+import { tagCommand } from './tag.js';
 import { unlockCommand } from './unlock.js';
 
 /** Every CLI command by name, in the order `help` lists them. */
@@ -15,6 +17,8 @@ export const COMMANDS: Record<string, Command> = {
   backup: backupCommand,
   restore: restoreCommand,
   snapshots: snapshotsCommand,
+  tag: tagCommand,
+  copy: copyCommand,
   ls: lsCommand,
   cat: catCommand,
   check: checkCommand,
