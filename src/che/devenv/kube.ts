@@ -9,12 +9,12 @@ import {
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
+  KubeConfig,
+  loadAllYaml,
   PatchStrategy,
   setHeaderOptions,
-  type KubeConfig,
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
-import { loadAll } from 'js-yaml';
 import { ResticError } from '../../errors.js';
 
 export interface KubeClients {
@@ -31,6 +31,29 @@ export function kubeClients(kc: KubeConfig): KubeClients {
     custom: kc.makeApiClient(CustomObjectsApi),
     ext: kc.makeApiClient(ApiextensionsV1Api),
   };
+}
+
+/**
+ * client-node refuses `http://` API servers unless TLS verification is off, which kubectl does not require (e.g.
+ * `kubectl proxy`, kubesim): mark plain-HTTP clusters so, since there is no TLS to verify.
+ */
+export function allowPlainHttp(kc: KubeConfig): KubeConfig {
+  if (!kc.getClusters().some((c) => c.server.startsWith('http:') && !c.skipTLSVerify)) return kc;
+  const fixed = new KubeConfig();
+  fixed.loadFromOptions({
+    clusters: kc.getClusters().map((c) => (c.server.startsWith('http:') ? { ...c, skipTLSVerify: true } : c)),
+    users: kc.getUsers(),
+    contexts: kc.getContexts(),
+    currentContext: kc.getCurrentContext(),
+  });
+  return fixed;
+}
+
+/** A KubeConfig from kubeconfig YAML text, plain-HTTP servers allowed. */
+export function kubeConfigFromYaml(yaml: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromString(yaml);
+  return allowPlainHttp(kc);
 }
 
 /** True when `e` is an API answer with HTTP status `code`. */
@@ -116,7 +139,9 @@ export async function applyCrds(kc: KubeConfig, files: string[], timeoutMs = 30_
   const { ext, custom } = kubeClients(kc);
   const crds: V1CustomResourceDefinition[] = [];
   for (const file of files) {
-    for (const doc of loadAll(await readFile(file, 'utf8'))) {
+    // client-node's own loader: it maps `x-kubernetes-*` keys to the model's field names, which the
+    // serializer needs (plain YAML objects would lose them on the way out).
+    for (const doc of loadAllYaml(await readFile(file, 'utf8'))) {
       if (doc && (doc as { kind?: unknown }).kind === 'CustomResourceDefinition') crds.push(doc as V1CustomResourceDefinition);
     }
   }
