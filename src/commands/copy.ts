@@ -14,6 +14,7 @@ import { selectSnapshots, type SelectOptions } from './snapshots.js';
 export type CopyEvent =
   | { type: 'start'; source: Snapshot }
   | { type: 'skip'; source: Snapshot; existing: Snapshot }
+  | { type: 'copy'; source: Snapshot }
   | { type: 'copied'; source: Snapshot; snapshot: Snapshot; blobs: number };
 
 export interface CopyOptions extends SelectOptions {
@@ -71,6 +72,7 @@ async function copyLocked(src: Repository, dst: Repository, options: CopyOptions
       result.skipped.push({ source, existing: twin });
       continue;
     }
+    emit({ type: 'copy', source });
     const missing = await missingBlobs(src, dst, source.tree, visitedTrees);
     const blobs = await copyBlobs(src, dst, missing);
     await dst.flush();

@@ -37,7 +37,8 @@ export const copyCommand: Command = {
       onEvent: (e: CopyEvent) => {
         if (e.type === 'start') say(`\nsnapshot ${e.source.id.slice(0, 8)} of [${e.source.paths.join(' ')}] at ${goTimeString(e.source)})\n`);
         else if (e.type === 'skip') say(`skipping source snapshot ${e.source.id.slice(0, 8)}, was already copied to snapshot ${e.existing.id.slice(0, 8)}\n`);
-        else say(`  copy started, this may take a while...\nsnapshot ${e.snapshot.id.slice(0, 8)} saved\n`);
+        else if (e.type === 'copy') say('  copy started, this may take a while...\n');
+        else say(`snapshot ${e.snapshot.id.slice(0, 8)} saved\n`);
       },
     });
     return reportSelection(result);
