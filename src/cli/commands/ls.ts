@@ -1,23 +1,25 @@
 import { UsageError } from '../../errors.js';
 import { openRepo, out, type Command } from '../command.js';
 import { ls } from '../../commands/ls.js';
-import { snapshotToJSON } from '../../repo/snapshot.js';
-import { formatLsLong, lsNodeJSON } from '../format.js';
+import { formatGoTimeString, formatNode, goList, lsNodeJSON, Output } from '../format.js';
+import { FILTER_OPTIONS, filterFromFlags, snapshotJSON } from './snapshots.js';
 
 export const lsCommand: Command = {
   summary: 'List files in a snapshot',
-  usage: 'SNAPSHOT [DIR] [-l] [--recursive] [--json]',
-  options: { long: { type: 'boolean', short: 'l' }, recursive: { type: 'boolean' } },
+  usage: 'SNAPSHOT [DIR...] [-l] [--recursive] [--json] [--host H] [--tag T] [--path P]',
+  options: { ...FILTER_OPTIONS, long: { type: 'boolean', short: 'l' }, recursive: { type: 'boolean' } },
   async run(g, v, args) {
-    if (args.length < 1 || args.length > 2) throw new UsageError('usage: ls SNAPSHOT [DIR]');
+    if (args.length < 1) throw new UsageError("no snapshot ID specified, specify snapshot ID or use special ID 'latest'");
+    const dirs = args.slice(1);
     const repo = await openRepo(g);
-    const { snapshot, entries } = await ls(repo, { snapshot: args[0]!, dir: args[1], recursive: v.recursive === true });
-    if (g.json) out(JSON.stringify({ ...snapshotToJSON(snapshot), struct_type: 'snapshot' }) + '\n');
-    else out(`snapshot ${snapshot.id.slice(0, 8)} of [${snapshot.paths.join(' ')}] at ${snapshot.time}:\n`);
-    for await (const { path, node } of entries) {
-      if (g.json) out(JSON.stringify(lsNodeJSON(path, node)) + '\n');
-      else out((v.long ? formatLsLong(path, node) : path) + '\n');
+    const { snapshot, entries } = await ls(repo, { snapshot: args[0]!, filter: filterFromFlags(v), dirs, recursive: v.recursive === true });
+    const o = new Output(out);
+    if (g.json) await o.add(`${snapshotJSON(snapshot).slice(0, -1)},"struct_type":"snapshot"}\n`);
+    else if (!g.quiet) await o.add(`snapshot ${snapshot.id.slice(0, 8)} of ${goList(snapshot.paths)} filtered by ${goList(dirs)} at ${formatGoTimeString(snapshot.time)}):\n`);
+    for await (const { rawPath, node } of entries) {
+      await o.add(g.json ? `${lsNodeJSON(rawPath, node)}\n` : Buffer.concat([formatNode(rawPath, node, v.long === true), Buffer.from('\n')]));
     }
+    await o.flush();
     return 0;
   },
 };
