@@ -3,11 +3,15 @@ import { backupCommand } from './backup.js';
 import { catCommand } from './cat.js';
 import { checkCommand } from './check.js';
 import { copyCommand } from './copy.js';
+import { diffCommand } from './diff.js';
+import { dumpCommand } from './dump.js';
+import { findCommand } from './find.js';
 import { initCommand } from './init.js';
 import { lsCommand } from './ls.js';
 import { restoreCommand } from './restore.js';
 import { serveCommand } from './serve.js';
 import { snapshotsCommand } from './snapshots.js';
+import { statsCommand } from './stats.js';
 import { tagCommand } from './tag.js';
 import { unlockCommand } from './unlock.js';
 
@@ -20,6 +24,10 @@ export const COMMANDS: Record<string, Command> = {
   tag: tagCommand,
   copy: copyCommand,
   ls: lsCommand,
+  find: findCommand,
+  dump: dumpCommand,
+  diff: diffCommand,
+  stats: statsCommand,
   cat: catCommand,
   check: checkCommand,
   unlock: unlockCommand,
