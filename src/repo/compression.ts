@@ -18,6 +18,28 @@ export function compress(data: Uint8Array, mode: Exclude<CompressionMode, 'off'>
   return zstdCompress(data, LEVEL[mode]);
 }
 
+const PROBE_SLICE = 16 * 1024;
+/** A probe that does not shrink below this fraction marks data as incompressible. */
+const PROBE_RATIO = 0.97;
+
+/**
+ * The stored form of a blob under `mode`: its zstd frame when that is smaller, else undefined (store
+ * the plaintext). In auto mode a few slices are compressed first at the fastest level; data that does
+ * not shrink there (encrypted, already compressed, random) is stored as is without paying for a full
+ * compression — zstd is slow on incompressible input.
+ */
+export function compressBlob(data: Uint8Array, mode: CompressionMode): Uint8Array | undefined {
+  if (mode === 'off') return undefined;
+  if (mode === 'auto' && data.length > 4 * PROBE_SLICE) {
+    const step = Math.floor((data.length - PROBE_SLICE) / 2);
+    let probed = 0;
+    for (let i = 0; i < 3; i++) probed += zstdCompress(data.subarray(i * step, i * step + PROBE_SLICE), 1).length;
+    if (probed >= 3 * PROBE_SLICE * PROBE_RATIO) return undefined;
+  }
+  const compressed = compress(data, mode);
+  return compressed.length < data.length ? compressed : undefined;
+}
+
 /**
  * Decompresses one zstd frame. `expectedLength` (known for blobs from the index) sizes the output when
  * the frame header carries no content size; without it the pure-JS decoder grows its output as needed.

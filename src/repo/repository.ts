@@ -3,7 +3,8 @@ import type { Backend, FileType } from '../backends/backend.js';
 import { decrypt, encrypt, newMasterKey, randomBytes, sha256Hex, CiphertextError, type MasterKey } from '../crypto/index.js';
 import { formatPolynomial, randomPolynomial } from '../chunker/index.js';
 import { IntegrityError, NotFoundError, ResticError, UsageError, WrongPasswordError } from '../errors.js';
-import { compress, decompress, initCompression, type CompressionMode } from './compression.js';
+import { decompress, initCompression, type CompressionMode } from './compression.js';
+import { createBlobEncoder, type BlobEncoder } from './blob-encoder.js';
 import { decodeConfig, encodeConfig, type Config } from './config.js';
 import { toHex, type Id } from './id.js';
 import { decodeIndexFile, encodeIndexFile, MasterIndex, type IndexFile } from './index-file.js';
@@ -22,6 +23,8 @@ export interface RepositoryOptions {
   compression?: CompressionMode;
   /** Target pack size in bytes (restic's --pack-size). Default 16 MiB. */
   packSize?: number;
+  /** Threads that compress and encrypt new blobs (0: the calling thread). Default: cores, at most 4. */
+  encoderThreads?: number;
 }
 
 export interface InitOptions extends RepositoryOptions {
@@ -53,6 +56,7 @@ export class Repository {
   private unsavedPacks: { id: Id; blobs: PackedBlob[] }[] = [];
   private readonly packer: Packer;
   private readonly compression: CompressionMode;
+  private readonly encoder: BlobEncoder;
 
   private constructor(
     readonly backend: Backend,
@@ -62,6 +66,7 @@ export class Repository {
     options: RepositoryOptions,
   ) {
     this.compression = config.version === 1 ? 'off' : (options.compression ?? 'auto');
+    this.encoder = createBlobEncoder(key, options.encoderThreads);
     this.packer = new Packer(backend, key, { targetSize: options.packSize ?? 16 * 1024 * 1024, maxUploads: 2 }, (id, blobs) => {
       this.index.addPack(id, blobs);
       this.unsavedPacks.push({ id, blobs });
@@ -191,19 +196,21 @@ export class Repository {
     const key = pendingKey(type, id);
     if (this.index.has(type, id) || this.pendingBlobs.has(key)) return { id, known: true, storedSize: 0 };
     this.pendingBlobs.add(key);
-    let body = plaintext;
-    let uncompressedLength: number | undefined;
-    if (this.compression !== 'off') {
-      const compressed = compress(plaintext, this.compression);
-      if (compressed.length < plaintext.length) {
-        body = compressed;
-        uncompressedLength = plaintext.length;
-      }
+    let encoded;
+    try {
+      encoded = await this.encoder.encode(plaintext, this.compression);
+      await this.packer.add(type, id, encoded.stored, encoded.uncompressedLength);
+    } catch (err) {
+      this.pendingBlobs.delete(key);
+      throw err;
     }
-    const stored = encrypt(this.key, body);
-    await this.packer.add(type, id, stored, uncompressedLength);
     if (this.unsavedBlobCount() >= INDEX_FULL_BLOBS) await this.writeIndex();
-    return { id, known: false, storedSize: stored.length };
+    return { id, known: false, storedSize: encoded.stored.length };
+  }
+
+  /** Releases the encoder threads. Unflushed blobs are dropped: call flush() first. */
+  async close(): Promise<void> {
+    await this.encoder.close();
   }
 
   /** Stores all open packs, then an index file referencing them. */
