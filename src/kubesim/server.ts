@@ -24,6 +24,8 @@ export interface ApiServerOptions {
   port?: number;
   /** Runs `kubectl exec` commands; hostExec by default. */
   execHandler?: ExecHandler;
+  /** Events a watch can resume from; older resourceVersions get 410 Expired (default 20000). */
+  watchHistory?: number;
 }
 
 export interface ApiServer {
@@ -162,7 +164,7 @@ function partial(o: KubeObject): JsonObject {
 export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiServer> {
   const host = opts.host ?? '127.0.0.1';
   const exec = opts.execHandler ?? hostExec;
-  const store = new Store();
+  const store = new Store(opts.watchHistory);
   const controllers = new Controllers(store);
   const watches = new Set<ServerResponse>();
   const upgraded = new Set<Duplex>();
@@ -472,6 +474,8 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     '- name: kubesim',
     '  cluster:',
     `    server: ${url}`,
+    // client-node refuses plain http unless this is set; kubectl ignores it for http.
+    '    insecure-skip-tls-verify: true',
     'contexts:',
     '- name: kubesim',
     '  context:',

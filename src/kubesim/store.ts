@@ -71,7 +71,6 @@ interface Watcher {
   send(ev: WatchEvent): void;
 }
 
-const LOG_LIMIT = 20_000;
 const NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 const CRD_FINALIZER = 'customresourcecleanup.apiextensions.k8s.io';
 
@@ -129,7 +128,8 @@ export class Store {
     },
   };
 
-  constructor() {
+  /** @param watchHistory how many past events a watch can resume from (older ones get 410 Expired). */
+  constructor(private readonly watchHistory = 20_000) {
     const ns = this.registry.byPlural('', 'namespaces');
     if (!ns) throw new Error('namespaces type missing');
     for (const name of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
@@ -534,7 +534,7 @@ export class Store {
 
   private emit(e: StoreEvent): void {
     this.log.push(e);
-    if (this.log.length > LOG_LIMIT) this.log.splice(0, this.log.length - LOG_LIMIT);
+    if (this.log.length > this.watchHistory) this.log.splice(0, this.log.length - this.watchHistory);
     for (const w of this.watchers) this.deliver(w, e);
     for (const l of this.listeners) setImmediate(() => l(e));
   }
