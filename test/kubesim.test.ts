@@ -10,6 +10,7 @@ import {
   KubeConfig,
   PatchStrategy,
   Watch,
+  makeInformer,
   setHeaderOptions,
   type V1Status,
 } from '@kubernetes/client-node';
@@ -414,6 +415,28 @@ describe('kubesim driven by @kubernetes/client-node', () => {
         );
     });
     expect(replay).toEqual(['MODIFIED']);
+  });
+
+  it('informer: list then watch sees add, update and delete of custom resources', async () => {
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const ref = { group: 'example.com', version: 'v1', namespace: ns, plural: 'widgets' };
+    const path = `/apis/example.com/v1/namespaces/${ns}/widgets`;
+    const informer = makeInformer(kc, path, () => custom.listNamespacedCustomObject(ref) as never);
+    const events: string[] = [];
+    informer.on('add', (o) => events.push(`add ${o.metadata?.name ?? ''}`));
+    informer.on('update', (o) => events.push(`update ${o.metadata?.name ?? ''}`));
+    informer.on('delete', (o) => events.push(`delete ${o.metadata?.name ?? ''}`));
+    await informer.start();
+    try {
+      await eventually('the existing widget', () => (events.includes('add w') ? true : undefined));
+      await custom.createNamespacedCustomObject({ ...ref, body: JSON.parse(widget('inf', { size: 1, pattern: 'p' })) as object });
+      await custom.patchNamespacedCustomObject({ ...ref, name: 'inf', body: { spec: { size: 2 } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      await custom.deleteNamespacedCustomObject({ ...ref, name: 'inf' });
+      await eventually('delete inf', () => (events.includes('delete inf') ? true : undefined));
+      expect(events).toEqual(['add w', 'add inf', 'update inf', 'delete inf']);
+    } finally {
+      await informer.stop();
+    }
   });
 
   it('Exec: stdout, stderr, exit status, and stdin closed over v5', async () => {

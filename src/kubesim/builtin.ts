@@ -70,10 +70,14 @@ export function validateMeta(obj: KubeObject, rule: NameRule): FieldError[] {
       });
     }
   }
-  for (const k of Object.keys(obj.metadata.annotations ?? {})) {
+  let annotationBytes = 0;
+  for (const [k, v] of Object.entries(obj.metadata.annotations ?? {})) {
     const ke = labelKeyError(k);
     if (ke) errs.push({ field: 'metadata.annotations', type: 'FieldValueInvalid', detail: `Invalid value: ${JSON.stringify(k)}: ${ke}` });
+    annotationBytes += Buffer.byteLength(k) + Buffer.byteLength(String(v));
   }
+  // The limit that makes client-side `kubectl apply` of very large CRDs fail on real clusters.
+  if (annotationBytes > 262144) errs.push({ field: 'metadata.annotations', type: 'FieldValueTooLong', detail: 'Too long: must have at most 262144 bytes' });
   return errs;
 }
 

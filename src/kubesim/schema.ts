@@ -100,6 +100,22 @@ export function prune(value: Json, schema: Schema | undefined, path = '', root =
   return dropped;
 }
 
+const patterns = new Map<string, RegExp | null>();
+
+/** CRD patterns are RE2; the few RE2-only constructs JavaScript rejects are not checked. */
+function compilePattern(p: string): RegExp | undefined {
+  let re = patterns.get(p);
+  if (re === undefined) {
+    try {
+      re = new RegExp(p, 'u');
+    } catch {
+      re = null;
+    }
+    patterns.set(p, re);
+  }
+  return re ?? undefined;
+}
+
 export function validate(value: Json, schema: Schema | undefined, path = ''): FieldError[] {
   if (!schema) return [];
   const errs: FieldError[] = [];
@@ -135,7 +151,8 @@ export function validate(value: Json, schema: Schema | undefined, path = ''): Fi
     if (schema.minLength !== undefined && value.length < schema.minLength) {
       invalid(`${show(value)}: ${at} in body should be at least ${schema.minLength} chars long`);
     }
-    if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) {
+    const re = schema.pattern === undefined ? undefined : compilePattern(schema.pattern);
+    if (re && !re.test(value)) {
       invalid(`${show(value)}: ${at} in body should match '${schema.pattern}'`);
     }
   }

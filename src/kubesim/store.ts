@@ -303,6 +303,10 @@ export class Store {
     }
     obj.apiVersion = gv;
     obj.kind = rt.kind;
+    // ObjectMeta is a Go struct with omitempty maps and slices: empty ones are not stored.
+    const meta = obj.metadata;
+    for (const f of ['labels', 'annotations'] as const) if (meta[f] !== undefined && (meta[f] === null || Object.keys(meta[f] ?? {}).length === 0)) delete meta[f];
+    for (const f of ['finalizers', 'ownerReferences'] as const) if (meta[f] !== undefined && (meta[f] === null || meta[f]?.length === 0)) delete meta[f];
     return obj;
   }
 
