@@ -289,6 +289,18 @@ describe('kubesim driven by kubectl', () => {
     expect(bad.stderr).toContain('container nope is not valid for pod shell');
   });
 
+  it('runs kubectl exec over SPDY too (older kubectl, or WebSockets turned off)', async () => {
+    const env = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' };
+    const r = await k.run(['exec', 'shell', '-v=6', '--', 'sh', '-c', 'echo hi; echo err >&2; exit 4'], { env });
+    expect(r.stderr).toMatch(/POST \S+\/exec\?\S+ 101 Switching Protocols/);
+    expect(r.stdout).toBe('hi\n');
+    expect(r.stderr).toContain('err\n');
+    expect(r.code).toBe(4);
+    const input = 'y'.repeat(200_000);
+    const i = await k.ok(['exec', '-i', 'shell', '--', 'sh', '-c', 'wc -c; echo "$GREETING"'], { input, env });
+    expect(i.stdout.split(/\s+/).filter(Boolean)).toEqual(['200000', 'hello-from-pod']);
+  });
+
   it('runs deployments as pods and scales them to zero', async () => {
     await k.ok(['create', 'deployment', 'db', '--image=postgres:16', '--replicas=2']);
     await k.ok(['wait', '--for=condition=Available', 'deployment/db', '--timeout=10s']);

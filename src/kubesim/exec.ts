@@ -1,12 +1,15 @@
-// `pods/exec` over the WebSocket remotecommand protocols v4/v5.channel.k8s.io: every message starts
-// with a channel byte (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 close-stream in v5).
+// `pods/exec` over the remotecommand protocols: WebSocket v4/v5.channel.k8s.io, where every message
+// starts with a channel byte (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 close-stream in
+// v5), and SPDY/3.1 with one stream per channel (v4.channel.k8s.io), for older kubectl.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { isObject, type JsonObject, type KubeObject } from './types.js';
+import type { SpdySession, SpdyStream } from './spdy.js';
 import type { WebSocketConnection } from './websocket.js';
 
 export const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'] as const;
+export const SPDY_EXEC_PROTOCOL = 'v4.channel.k8s.io';
 
 export interface ExecIO {
   /** Null unless the client asked for stdin. Ends when the client closes stdin (or disconnects). */
@@ -60,19 +63,13 @@ export const hostExec: ExecHandler = (pod, container, command, io) =>
 
 const CHUNK = 32 * 1024;
 
-/** A Writable that frames everything written to it as messages on `channel`. */
-function channelWriter(ws: WebSocketConnection, channel: number, enabled: boolean): Writable {
-  return new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      if (!enabled || !ws.isOpen) return cb();
-      let ok = true;
-      for (let i = 0; i < chunk.length; i += CHUNK) {
-        ok = ws.send(Buffer.concat([Buffer.from([channel]), chunk.subarray(i, i + CHUNK)]));
-      }
-      if (ok || ws.socket.destroyed) cb();
-      else ws.socket.once('drain', () => cb());
-    },
-  });
+/** Where an exec session's streams come from and how its final status goes out. */
+interface ExecTransport {
+  stdin: Readable | null;
+  stdout: Writable;
+  stderr: Writable;
+  /** Sends the status (after stdout/stderr ended) and closes the connection. */
+  finish(status: JsonObject): Promise<void>;
 }
 
 function finished(w: Writable): Promise<void> {
@@ -88,6 +85,43 @@ export interface ExecRequest {
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
+}
+
+async function runExec(t: ExecTransport, req: ExecRequest, handler: ExecHandler, signal: AbortSignal): Promise<void> {
+  let status: JsonObject;
+  try {
+    const code = await handler(req.pod, req.container, req.command, { stdin: t.stdin, stdout: t.stdout, stderr: t.stderr, signal });
+    await Promise.all([finished(t.stdout), finished(t.stderr)]);
+    status =
+      code === 0
+        ? { metadata: {}, status: 'Success' }
+        : {
+            metadata: {},
+            status: 'Failure',
+            message: `command terminated with non-zero exit code: error executing command [${req.command.join(' ')}], exit code ${code}`,
+            reason: 'NonZeroExitCode',
+            details: { causes: [{ reason: 'ExitCode', message: String(code) }] },
+          };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    status = { metadata: {}, status: 'Failure', message: `Internal error occurred: ${message}`, reason: 'InternalError', details: { causes: [{ message }] }, code: 500 };
+  }
+  await t.finish(status);
+}
+
+/** A Writable that frames everything written to it as WebSocket messages on `channel`. */
+function channelWriter(ws: WebSocketConnection, channel: number, enabled: boolean): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (!enabled || !ws.isOpen) return cb();
+      let ok = true;
+      for (let i = 0; i < chunk.length; i += CHUNK) {
+        ok = ws.send(Buffer.concat([Buffer.from([channel]), chunk.subarray(i, i + CHUNK)]));
+      }
+      if (ok || ws.socket.destroyed) cb();
+      else ws.socket.once('drain', () => cb());
+    },
+  });
 }
 
 /** Runs one exec session on an accepted WebSocket and closes it with the status message. */
@@ -106,28 +140,79 @@ export async function serveExec(ws: WebSocketConnection, req: ExecRequest, handl
       stdin.end();
     }
   });
-  const stdout = channelWriter(ws, 1, req.stdout);
-  const stderr = channelWriter(ws, 2, req.stderr);
-  let status: JsonObject;
-  try {
-    const code = await handler(req.pod, req.container, req.command, { stdin, stdout, stderr, signal });
-    await Promise.all([finished(stdout), finished(stderr)]);
-    // Unread stdin may have paused the socket; the close handshake still needs to be read.
-    ws.socket.resume();
-    status =
-      code === 0
-        ? { metadata: {}, status: 'Success' }
-        : {
-            metadata: {},
-            status: 'Failure',
-            message: `command terminated with non-zero exit code: error executing command [${req.command.join(' ')}], exit code ${code}`,
-            reason: 'NonZeroExitCode',
-            details: { causes: [{ reason: 'ExitCode', message: String(code) }] },
-          };
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    status = { metadata: {}, status: 'Failure', message: `Internal error occurred: ${message}`, reason: 'InternalError', details: { causes: [{ message }] }, code: 500 };
-  }
-  ws.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify(status))]));
-  ws.close(1000);
+  await runExec(
+    {
+      stdin,
+      stdout: channelWriter(ws, 1, req.stdout),
+      stderr: channelWriter(ws, 2, req.stderr),
+      async finish(status) {
+        // Unread stdin may have paused the socket; the close handshake still needs to be read.
+        ws.socket.resume();
+        ws.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify(status))]));
+        ws.close(1000);
+      },
+    },
+    req,
+    handler,
+    signal,
+  );
+}
+
+/** A Writable onto a SPDY stream (or a sink when the client did not open one). */
+function streamWriter(s: SpdyStream | undefined): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (!s) return cb();
+      s.write(chunk).then(() => cb(), cb);
+    },
+    final(cb) {
+      if (!s) return cb();
+      s.end().then(() => cb(), cb);
+    },
+  });
+}
+
+const STREAM_WAIT_MS = 10_000;
+
+/**
+ * Runs one exec session over SPDY (remotecommand v4): waits for the client's error/stdin/stdout/
+ * stderr streams, runs the command, writes the status to the error stream and says GOAWAY.
+ */
+export async function serveExecSpdy(session: SpdySession, req: ExecRequest, handler: ExecHandler, signal: AbortSignal): Promise<void> {
+  const want = ['error', ...(req.stdin ? ['stdin'] : []), ...(req.stdout ? ['stdout'] : []), ...(req.stderr ? ['stderr'] : [])];
+  const streams = new Map<string, SpdyStream>();
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('timed out waiting for the client to create its streams')), STREAM_WAIT_MS);
+    const check = () => {
+      if (want.every((w) => streams.has(w))) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    session.on('stream', (s) => {
+      streams.set(s.headers.get('streamtype') ?? '', s);
+      check();
+    });
+    session.once('close', () => {
+      clearTimeout(timer);
+      reject(new Error('connection closed before the streams were created'));
+    });
+    check();
+  });
+  const errorStream = streams.get('error');
+  await runExec(
+    {
+      stdin: streams.get('stdin')?.incoming ?? null,
+      stdout: streamWriter(streams.get('stdout')),
+      stderr: streamWriter(streams.get('stderr')),
+      async finish(status) {
+        await errorStream?.write(Buffer.from(JSON.stringify(status)));
+        await errorStream?.end();
+        await session.close();
+      },
+    },
+    req,
+    handler,
+    signal,
+  );
 }

@@ -8,7 +8,8 @@ import yaml from 'js-yaml';
 import { Controllers } from './controllers.js';
 import { KubeApiError, badRequest } from './errors.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
-import { EXEC_PROTOCOLS, hostExec, serveExec, type ExecHandler } from './exec.js';
+import { EXEC_PROTOCOLS, SPDY_EXEC_PROTOCOL, hostExec, serveExec, serveExecSpdy, type ExecHandler } from './exec.js';
+import { SpdySession } from './spdy.js';
 import { decodeProtobuf, isProtobuf } from './protobuf.js';
 import { openapiDocument, openapiIndex } from './openapi.js';
 import { groupInfo, groupList, groupVersion, resourceList, type ResourceType } from './resources.js';
@@ -450,12 +451,20 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       const command = q.getAll('command');
       if (command.length === 0) throw badRequest('you must specify at least 1 command');
       if (!isObject(pod.status) || pod.status.phase !== 'Running') throw badRequest(`unable to upgrade connection: container not found ("${container}")`);
-      // Checked last so that kubectl's SPDY fallback after a failed WebSocket attempt sees the same error.
-      if (String(req.headers.upgrade).toLowerCase() !== 'websocket') throw badRequest(`unable to upgrade: only WebSocket (${EXEC_PROTOCOLS.join(', ')}) is supported`);
       const flag = (k: string) => q.get(k) === 'true' || q.get(k) === '1';
+      const request = { pod, container, command, stdin: flag('stdin'), stdout: flag('stdout'), stderr: flag('stderr') };
+      const upgrade = String(req.headers.upgrade).toLowerCase();
+      if (upgrade === 'spdy/3.1') {
+        const offered = String(req.headers['x-stream-protocol-version'] ?? '').split(',').map((s) => s.trim());
+        if (!offered.includes(SPDY_EXEC_PROTOCOL)) throw badRequest(`unable to upgrade: unable to negotiate protocol: client supports [${offered.join(' ')}], server supports [${SPDY_EXEC_PROTOCOL}]`);
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: ${SPDY_EXEC_PROTOCOL}\r\n\r\n`);
+        serveExecSpdy(new SpdySession(socket, head), request, exec, shutdown.signal).catch(() => socket.destroy());
+        return;
+      }
+      if (upgrade !== 'websocket') throw badRequest(`unable to upgrade: unsupported protocol ${String(req.headers.upgrade)}`);
       const ws = acceptWebSocket(req, socket, head, EXEC_PROTOCOLS);
       if (!ws) return;
-      serveExec(ws, { pod, container, command, stdin: flag('stdin'), stdout: flag('stdout'), stderr: flag('stderr') }, exec, shutdown.signal).catch(() => socket.destroy());
+      serveExec(ws, request, exec, shutdown.signal).catch(() => socket.destroy());
     } catch (err) {
       fail(err instanceof KubeApiError ? err : new KubeApiError('InternalError', String(err)));
     }

@@ -13,6 +13,8 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 export interface KubectlRunOptions {
   input?: string;
   timeoutMs?: number;
+  /** Extra environment, e.g. KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false to force SPDY for exec. */
+  env?: Record<string, string>;
 }
 
 export interface Streaming {
@@ -52,7 +54,7 @@ export async function kubectlFor(server: { kubeconfig: string }): Promise<Kubect
   const k: Kubectl = {
     dir,
     kubeconfig,
-    run: (args, opts = {}) => run(KUBECTL, args, { env, input: opts.input, timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS }),
+    run: (args, opts = {}) => run(KUBECTL, args, { env: { ...env, ...opts.env }, input: opts.input, timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS }),
     async ok(args, opts) {
       const r = await k.run(args, opts);
       if (r.code !== 0) throw new Error(formatRun(`kubectl ${args.join(' ')}`, r));
