@@ -258,6 +258,26 @@ describe('kubesim driven by kubectl', () => {
     expect(g.apiVersion).toBe('example.com/v1');
     expect(g.anything).toEqual({ goes: true });
     expect((g.metadata as { namespace?: string }).namespace).toBeUndefined();
+    await k.ok(['delete', 'crd', 'gadgets.example.com', '--timeout=20s']);
+    const crd = await k.run(['get', 'crd', 'gadgets.example.com']);
+    expect(crd.stderr).toContain('customresourcedefinitions.apiextensions.k8s.io "gadgets.example.com" not found');
+    // kubectl's discovery cache may still know the type; either way the server no longer serves it
+    const gone = await k.run(['get', 'gadgets']);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/the server could not find the requested resource|the server doesn't have a resource type "gadgets"/);
+  });
+
+  it('decodes the protobuf bodies of typed kubectl create commands', async () => {
+    await k.ok(['create', 'serviceaccount', 'robot']);
+    await k.ok(['create', 'service', 'clusterip', 'api', '--tcp=80:8080']);
+    const svc = await k.json<Obj>(['get', 'svc', 'api']);
+    expect(svc.spec).toMatchObject({ type: 'ClusterIP', selector: { app: 'api' }, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }] });
+    expect(svc.spec?.clusterIP).toMatch(/^10\.96\./);
+    const f = await k.file('blob.bin', 'line1\nline2\n');
+    await k.ok(['create', 'configmap', 'files', `--from-file=blob=${f}`]);
+    expect((await k.json<Obj>(['get', 'cm', 'files'])).data).toEqual({ blob: 'line1\nline2\n' });
+    await k.ok(['create', 'secret', 'generic', 'tls-like', '--from-literal=tls.key=k', '--type=example.com/custom']);
+    expect((await k.json<{ type: string }>(['get', 'secret', 'tls-like'])).type).toBe('example.com/custom');
   });
 
   it('streams ADDED and MODIFIED events to kubectl get -w', async () => {

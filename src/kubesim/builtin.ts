@@ -1,7 +1,7 @@
 // Per-type behaviour of the built-in resources: defaulting on write and the validation rules the
 // tests and the Che controller can run into, worded like the real API server's field errors.
 import { badRequest, type FieldError } from './errors.js';
-import { clone, isObject, jsonEqual, type Json, type JsonObject, type KubeObject } from './types.js';
+import { clone, isObject, jsonEqual, type JsonObject, type KubeObject } from './types.js';
 
 export interface Strategy {
   /** Defaults applied to every written object (create and update). */

@@ -268,7 +268,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
         const created = store.createT(rt, version, namespace, body, writeOpts);
         return send(res, 201, render(t, created, negotiate(accept, null)), warnings);
       }
-      if (method === 'DELETE') {
+      if (method === 'DELETE' && (rt.namespaced || rt.crd || rt.plural === 'customresourcedefinitions')) {
         const body = parseBody(await readBody(req), contentType);
         const opts = isObject(body) ? body : {};
         const items = store.deleteCollectionT(rt, version, namespace, {
