@@ -1,5 +1,6 @@
 // The controllers a bare cluster runs that tests can observe: CRD establishment and cleanup,
-// namespace termination, Deployment → Pods, a "kubelet" that marks pods Running, PVC binding.
+// namespace termination and default ServiceAccounts, Deployment → Pods, a "kubelet" that marks
+// pods Running, PVC binding.
 // They are level-triggered: each event makes them look at the current state and fix it up.
 import { createHash, randomBytes } from 'node:crypto';
 import { KubeApiError } from './errors.js';
@@ -41,6 +42,8 @@ export class Controllers {
 
   constructor(private readonly store: Store) {
     this.unsubscribe = store.onEvent((e) => this.handle(e));
+    // Namespaces that existed before the controllers started (the built-in ones).
+    for (const ns of store.listT(this.type('', 'namespaces'), 'v1', undefined).items) this.namespace(ns.metadata.name ?? '');
   }
 
   stop(): void {
@@ -115,7 +118,13 @@ export class Controllers {
   private namespace(name: string): void {
     const nsType = this.type('', 'namespaces');
     const ns = this.store.peek(nsType, undefined, name);
-    if (!ns || !ns.metadata.deletionTimestamp) return;
+    if (!ns) return;
+    if (!ns.metadata.deletionTimestamp) {
+      // Like the service account controller: every namespace gets a `default` ServiceAccount.
+      const saType = this.type('', 'serviceaccounts');
+      if (!this.store.peek(saType, name, 'default')) this.store.createT(saType, 'v1', name, { metadata: { name: 'default' } });
+      return;
+    }
     const content = this.store.objectsInNamespace(name);
     for (const { rt, object } of content) {
       if (!object.metadata.deletionTimestamp && this.store.peek(rt, name, object.metadata.name ?? '')) {

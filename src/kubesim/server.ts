@@ -244,6 +244,12 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     const gv = groupVersion(rt.group, version);
     if (rt.namespaced && namespace === undefined && (name !== undefined || method === 'POST' || method === 'DELETE')) throw NOT_FOUND();
 
+    if (t.watchPrefix && name !== undefined && subresource === undefined && method === 'GET') {
+      // Deprecated /watch/…/{name} form: a watch of the collection narrowed to one name.
+      const narrowed = new URLSearchParams(q);
+      narrowed.set('fieldSelector', [q.get('fieldSelector'), `metadata.name=${name}`].filter(Boolean).join(','));
+      return handleWatch(req, res, t, narrowed, negotiate(accept, q.get('includeObject')));
+    }
     if (name === undefined) {
       const watching = t.watchPrefix || q.get('watch') === 'true' || q.get('watch') === '1';
       if (method === 'GET' && watching) return handleWatch(req, res, t, q, negotiate(accept, q.get('includeObject')));
