@@ -35,3 +35,12 @@ export interface Backend {
   remove(type: FileType, name: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Listing of `config` for backends that store it as a plain file: the file if it exists, else nothing. */
+export async function* listConfig(backend: Backend): AsyncIterable<FileInfo> {
+  try {
+    yield await backend.stat('config', 'config');
+  } catch (err) {
+    if ((err as Error).name !== 'NotFoundError') throw err;
+  }
+}

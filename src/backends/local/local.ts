@@ -2,6 +2,7 @@ import { promises as fs, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Backend, FileInfo, FileType } from '../backend.js';
+import { listConfig } from '../backend.js';
 import { NotFoundError, PermanentError, ResticError } from '../../errors.js';
 
 const DIRS: FileType[] = ['data', 'index', 'keys', 'locks', 'snapshots'];
@@ -106,11 +107,7 @@ export class LocalBackend implements Backend {
 
   async *list(type: FileType, signal?: AbortSignal): AsyncIterable<FileInfo> {
     if (type === 'config') {
-      try {
-        yield await this.stat('config', 'config');
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-      }
+      yield* listConfig(this);
       return;
     }
     const top = join(this.root, type);

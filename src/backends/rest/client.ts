@@ -3,6 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { Backend, FileInfo, FileType } from '../backend.js';
+import { listConfig } from '../backend.js';
 import type { BackendOptions, RestLocation } from '../options.js';
 import { NotFoundError, PermanentError, ResticError, UsageError } from '../../errors.js';
 import { MIME_V2 } from './protocol.js';
@@ -266,11 +267,7 @@ export class RestBackend implements Backend {
 
   async *list(type: FileType, signal?: AbortSignal): AsyncIterable<FileInfo> {
     if (type === 'config') {
-      try {
-        yield await this.stat('config', 'config');
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-      }
+      yield* listConfig(this);
       return;
     }
     if (signal?.aborted) return;

@@ -17,6 +17,7 @@ import {
   type BucketLocationConstraint,
 } from '@aws-sdk/client-s3';
 import type { Backend, FileInfo, FileType } from '../backend.js';
+import { listConfig } from '../backend.js';
 import type { BackendOptions, S3Location } from '../options.js';
 import { NotFoundError, PermanentError, ResticError } from '../../errors.js';
 import { Semaphore } from '../../util/concurrency.js';
@@ -290,11 +291,7 @@ export class S3Backend implements Backend {
 
   async *list(type: FileType, signal?: AbortSignal): AsyncIterable<FileInfo> {
     if (type === 'config') {
-      try {
-        yield await this.stat('config', 'config');
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-      }
+      yield* listConfig(this);
       return;
     }
     const dir = this.dir(type);

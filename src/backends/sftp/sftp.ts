@@ -5,6 +5,7 @@ import { join, posix } from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
 import type { ConnectConfig, FileEntryWithStats, ServerHostKeyAlgorithm, SFTPWrapper, Stats } from 'ssh2';
 import type { Backend, FileInfo, FileType } from '../backend.js';
+import { listConfig } from '../backend.js';
 import type { BackendOptions, SftpLocation } from '../options.js';
 import { NotFoundError, PermanentError, ResticError } from '../../errors.js';
 import { mapLimit, Semaphore } from '../../util/concurrency.js';
@@ -194,11 +195,7 @@ export class SftpBackend implements Backend {
 
   async *list(type: FileType, signal?: AbortSignal): AsyncIterable<FileInfo> {
     if (type === 'config') {
-      try {
-        yield await this.stat('config', 'config');
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-      }
+      yield* listConfig(this);
       return;
     }
     const top = posix.join(this.root, type);
