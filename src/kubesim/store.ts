@@ -142,7 +142,10 @@ export class Store {
     return String(this.rv);
   }
 
-  /** Controllers subscribe here; listeners run after the write, outside the writer's call stack. */
+  /**
+   * Controllers subscribe here; listeners run after the write, outside the writer's call stack.
+   * Event objects are the store's own: read them, never modify them.
+   */
   onEvent(listener: (e: StoreEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -526,7 +529,7 @@ export class Store {
     return out;
   }
 
-  /** Removes a type's objects when its CRD goes away; their finalizers still hold them back. */
+  /** Every stored object of a type (the CRD controller empties a type before its CRD goes). */
   objectsOfType(rt: ResourceType): KubeObject[] {
     return [...this.bucket(rt).values()];
   }
