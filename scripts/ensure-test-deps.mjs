@@ -12,6 +12,8 @@ const NEEDED = [
   { command: 'ssh-keygen', pkg: 'openssh-client', optional: false, why: 'sftp tests make keys with ssh-keygen' },
   { command: 'rclone', pkg: 'rclone', optional: false, why: 'REST tests talk to `rclone serve restic`' },
   { command: 'openssl', pkg: 'openssl', optional: false, why: 'TLS tests make a self-signed certificate' },
+  { command: 'kubectl', pkg: 'kubernetes-client', optional: false, why: 'the in-process Kubernetes API server is proven with the real kubectl' },
+  { command: '/usr/lib/postgresql/15/bin/initdb', pkg: 'postgresql', optional: false, why: 'Che tests and the demo run a real PostgreSQL' },
   { command: 'go', pkg: 'golang-go', optional: true, why: 'the chunker test generates restic/chunker vectors with Go (skipped without it)' },
 ];
 
