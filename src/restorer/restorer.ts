@@ -139,9 +139,14 @@ async function makePlan(repo: Repository, root: Id, options: RestoreOptions, war
     for (let d = dir; d && !d.keep; d = d.parent) d.keep = true;
   };
 
+  const seen = new Set<string>();
   const walk = walkTree(repo, root, { descend: (e) => decide(e)?.childMayBeSelected === true });
   for await (const e of walk) {
     const { node, rawPath } = e;
+    const key = rawPath.toString('latin1');
+    // Two nodes of one name would be written into each other.
+    if (seen.has(key)) throw new IntegrityError(`tree ${e.parentTree} holds ${JSON.stringify(node.name)} twice`);
+    seen.add(key);
     const parent = dirByPath.get(rawPath.subarray(0, rawPath.length - node.rawName.length - 1).toString('latin1'));
     if (isInvalidName(node.rawName)) {
       warn(parent?.location ?? '/', `invalid child node name ${JSON.stringify(node.name)}`);

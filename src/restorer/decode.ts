@@ -1,0 +1,277 @@
+// Decoding pack ranges and writing their blobs into files. This runs on worker threads when they are
+// available: MAC, AES, zstd and SHA-256 are most of a restore's CPU time, and doing the writes there
+// too keeps the plaintext off the main thread (which only reads packs).
+import { closeSync, constants as fsc, existsSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { CiphertextError, decrypt, sha256Hex, type MasterKey } from '../crypto/index.js';
+import { IntegrityError, ResticError } from '../errors.js';
+import { decompress } from '../repo/compression.js';
+import type { Id } from '../repo/id.js';
+import type { PackedBlob } from '../repo/pack.js';
+
+/** Where a blob goes: a file (created on first use with its final size) and an offset in it. */
+export interface BlobTarget {
+  /** The file's path bytes as a latin1 string (cheap to pass to a worker, exact for any bytes). */
+  path: string;
+  /** The file's final size. */
+  size: number;
+  offset: number;
+}
+
+/** One blob of a range; `offset` is relative to the start of the range. */
+export interface RangeBlob extends PackedBlob {
+  targets: BlobTarget[];
+}
+
+export interface RangeJob {
+  packId: Id;
+  /** The stored bytes of the range. */
+  data: Uint8Array;
+  blobs: RangeBlob[];
+}
+
+/** Decrypts, decompresses and checks one stored blob (the same checks as Repository.decodeBlob). */
+export function decodeStoredBlob(key: MasterKey, packId: Id, blob: PackedBlob, stored: Uint8Array): Uint8Array {
+  let plain: Uint8Array;
+  try {
+    plain = decrypt(key, stored);
+  } catch (err) {
+    if (err instanceof CiphertextError) throw new IntegrityError(`pack ${packId}: ${blob.type} blob ${blob.id}: ciphertext verification failed`);
+    throw err;
+  }
+  if (blob.uncompressedLength !== undefined) plain = storedFrame(plain, blob.uncompressedLength) ?? decompress(plain, blob.uncompressedLength);
+  if (sha256Hex(plain) !== blob.id) throw new IntegrityError(`pack ${packId}: ${blob.type} blob ${blob.id}: content does not match its id`);
+  return plain;
+}
+
+/**
+ * The content of a zstd frame made only of raw and RLE blocks, or undefined for anything else (then
+ * the real decoder runs). restic compresses every blob of a v2 repository, so incompressible data
+ * arrives as such frames, and copying their blocks is much cheaper than the WebAssembly decoder. The
+ * frame's optional checksum is not checked: the caller checks the SHA-256 of the result.
+ */
+export function storedFrame(frame: Uint8Array, expectedLength: number): Uint8Array | undefined {
+  // Magic number 0xFD2FB528, little endian.
+  if (frame.length < 6 || frame[0] !== 0x28 || frame[1] !== 0xb5 || frame[2] !== 0x2f || frame[3] !== 0xfd) return undefined;
+  const descriptor = frame[4]!;
+  if (descriptor & 0x08) return undefined; // reserved bit
+  const singleSegment = (descriptor & 0x20) !== 0;
+  const fcsFlag = descriptor >> 6;
+  const dictBytes = [0, 1, 2, 4][descriptor & 3]!;
+  const fcsBytes = fcsFlag === 0 ? (singleSegment ? 1 : 0) : [0, 2, 4, 8][fcsFlag]!;
+  let pos = 5 + (singleSegment ? 0 : 1) + dictBytes + fcsBytes;
+  const out = Buffer.allocUnsafe(expectedLength);
+  let size = 0;
+  for (;;) {
+    if (pos + 3 > frame.length) return undefined;
+    const header = frame[pos]! | (frame[pos + 1]! << 8) | (frame[pos + 2]! << 16);
+    pos += 3;
+    const type = (header >> 1) & 3;
+    const blockSize = header >>> 3;
+    if (size + blockSize > expectedLength) return undefined;
+    if (type === 0) {
+      if (pos + blockSize > frame.length) return undefined;
+      out.set(frame.subarray(pos, pos + blockSize), size);
+      pos += blockSize;
+    } else if (type === 1) {
+      if (pos + 1 > frame.length) return undefined;
+      out.fill(frame[pos]!, size, size + blockSize);
+      pos += 1;
+    } else return undefined;
+    size += blockSize;
+    if (header & 1) break;
+  }
+  const checksum = descriptor & 0x04 ? 4 : 0;
+  // Exactly one frame of exactly the expected size; anything else goes to the real decoder.
+  if (pos + checksum !== frame.length || size !== expectedLength) return undefined;
+  return out;
+}
+
+const SPARSE_BLOCK = 4096;
+const ZEROS = Buffer.alloc(SPARSE_BLOCK);
+// Files kept open by one writer; the least recently used is closed beyond this.
+const MAX_OPEN = 64;
+
+/** Decodes ranges and writes their blobs with synchronous file I/O (meant for a worker thread). */
+export class RangeWriter {
+  private readonly fds = new Map<string, number>();
+  private readonly sized = new Set<string>();
+
+  constructor(
+    private readonly key: MasterKey,
+    private readonly sparse: boolean,
+  ) {}
+
+  /** Returns the bytes written. */
+  write(job: RangeJob): number {
+    let bytes = 0;
+    for (const b of job.blobs) {
+      const plain = decodeStoredBlob(this.key, job.packId, b, job.data.subarray(b.offset, b.offset + b.length));
+      for (const t of b.targets) {
+        const fd = this.open(t);
+        if (this.sparse) writeSparse(fd, plain, t.offset);
+        else writeAll(fd, plain, 0, plain.length, t.offset);
+        bytes += plain.length;
+      }
+    }
+    return bytes;
+  }
+
+  private open(t: BlobTarget): number {
+    const key = t.path;
+    const fd = this.fds.get(key);
+    if (fd !== undefined) {
+      // Most recently used last.
+      this.fds.delete(key);
+      this.fds.set(key, fd);
+      return fd;
+    }
+    // Several writers may create the same file: no O_EXCL, and setting the final size is idempotent
+    // (no blob is written past it). The staging directory is ours, O_NOFOLLOW guards the last step.
+    const opened = openSync(Buffer.from(key, 'latin1'), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+    if (!this.sized.has(key)) {
+      // The final size up front: the blocks never written (with sparse) stay holes.
+      ftruncateSync(opened, t.size);
+      this.sized.add(key);
+    }
+    this.fds.set(key, opened);
+    if (this.fds.size > MAX_OPEN) {
+      const [oldKey, oldFd] = this.fds.entries().next().value as [string, number];
+      this.fds.delete(oldKey);
+      closeSync(oldFd);
+    }
+    return opened;
+  }
+
+  /** Closes every file; the first error is thrown after all are closed. */
+  close(): void {
+    let first: unknown;
+    for (const fd of this.fds.values()) {
+      try {
+        closeSync(fd);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    this.fds.clear();
+    if (first !== undefined) throw first;
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array, from: number, to: number, offset: number): void {
+  while (from < to) {
+    const n = writeSync(fd, data, from, to - from, offset);
+    from += n;
+    offset += n;
+  }
+}
+
+/** Writes `data` at `offset`, skipping file-system blocks that are entirely zero (they stay holes). */
+function writeSparse(fd: number, data: Uint8Array, offset: number): void {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  let runStart = -1;
+  let pos = 0;
+  while (pos < buf.length) {
+    // Blocks are aligned to file offsets, so a hole always covers whole blocks.
+    const blockEnd = Math.min(buf.length, pos + SPARSE_BLOCK - ((offset + pos) % SPARSE_BLOCK));
+    const zero = buf.subarray(pos, blockEnd).equals(ZEROS.subarray(0, blockEnd - pos));
+    if (zero && runStart >= 0) {
+      writeAll(fd, buf, runStart, pos, offset + runStart);
+      runStart = -1;
+    } else if (!zero && runStart < 0) runStart = pos;
+    pos = blockEnd;
+  }
+  if (runStart >= 0) writeAll(fd, buf, runStart, buf.length, offset + runStart);
+}
+
+/** Messages between RangeDispatcher and its workers. */
+export type WorkerRequest = { seq: number; job: RangeJob } | { seq: number; close: true };
+export type WorkerReply = { seq: number; bytes: number } | { seq: number; error: string; integrity: boolean };
+
+export function errorReply(seq: number, err: unknown): WorkerReply {
+  return { seq, error: (err as Error).message, integrity: err instanceof IntegrityError };
+}
+
+// Compiled next to this file; absent when running from the TypeScript sources (tests), which then
+// decode and write on the calling thread.
+const WORKER_URL = new URL('./decode-worker.js', import.meta.url);
+
+interface Pending {
+  resolve: (bytes: number) => void;
+  reject: (err: Error) => void;
+}
+
+/** Runs range jobs on worker threads, or on the calling thread where there are none. */
+export class RangeDispatcher {
+  private readonly workers: Worker[] = [];
+  private readonly busy: number[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private readonly local?: RangeWriter;
+  private seq = 0;
+
+  /** `threads` 0 works on the calling thread. */
+  constructor(key: MasterKey, sparse: boolean, threads: number) {
+    if (threads > 0 && existsSync(fileURLToPath(WORKER_URL))) {
+      for (let i = 0; i < threads; i++) this.spawn(key, sparse);
+    } else this.local = new RangeWriter(key, sparse);
+  }
+
+  /** Worker threads worth starting for `bytes` of content: none for small restores (startup costs). */
+  static threadsFor(bytes: number): number {
+    return bytes < 16 * 1024 * 1024 ? 0 : Math.max(1, Math.min(4, availableParallelism()));
+  }
+
+  /** How many jobs may usefully be in flight. */
+  get parallelism(): number {
+    return Math.max(1, this.workers.length);
+  }
+
+  private spawn(key: MasterKey, sparse: boolean): void {
+    const index = this.workers.length;
+    const w = new Worker(WORKER_URL, { workerData: { key, sparse } });
+    w.on('message', (reply: WorkerReply) => {
+      const p = this.pending.get(reply.seq);
+      if (!p) return;
+      this.pending.delete(reply.seq);
+      this.busy[index]!--;
+      if ('error' in reply) p.reject(reply.integrity ? new IntegrityError(reply.error) : new ResticError(reply.error));
+      else p.resolve(reply.bytes);
+    });
+    w.on('error', (err) => {
+      for (const p of this.pending.values()) p.reject(new ResticError(`restore thread failed: ${err.message}`));
+      this.pending.clear();
+    });
+    this.workers.push(w);
+    this.busy.push(0);
+  }
+
+  private send(index: number, req: WorkerRequest, transfer: ArrayBuffer[]): Promise<number> {
+    this.busy[index]!++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(req.seq, { resolve, reject });
+      this.workers[index]!.postMessage(req, transfer);
+    });
+  }
+
+  /** Decodes and writes one range; `job.data` is handed over and must not be used after. Returns bytes written. */
+  async run(job: RangeJob): Promise<number> {
+    if (this.local) return this.local.write(job);
+    // Only a buffer of its own can be transferred; small reads may share a pool.
+    const data = job.data.byteOffset === 0 && job.data.byteLength === job.data.buffer.byteLength ? job.data : job.data.slice();
+    let index = 0;
+    for (let i = 1; i < this.busy.length; i++) if (this.busy[i]! < this.busy[index]!) index = i;
+    return this.send(index, { seq: this.seq++, job: { ...job, data } }, [data.buffer as ArrayBuffer]);
+  }
+
+  /** Closes all files (so their metadata can be set) and stops the workers; throws the first close error. */
+  async close(): Promise<void> {
+    try {
+      if (this.local) this.local.close();
+      else await Promise.all(this.workers.map((_, i) => this.send(i, { seq: this.seq++, close: true }, [])));
+    } finally {
+      await Promise.all(this.workers.map((w) => w.terminate()));
+    }
+  }
+}
