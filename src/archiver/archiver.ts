@@ -1,103 +1,321 @@
-import { promises as fs } from 'node:fs';
-import { hostname as osHostname, userInfo } from 'node:os';
+// restic 0.14's archiver: walks the targets depth-first, reuses the content of files unchanged since
+// the parent snapshot, hands other files to the file saver and stores one tree blob per directory.
+// The walk of a directory (readdir, lstat of its entries) runs ahead of the saving: a directory's tree
+// is stored once its files are, while the walk already continues with its siblings.
+import { readdir, realpath } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { Chunker, parsePolynomial } from '../chunker/index.js';
+import { ResticError, UsageError } from '../errors.js';
+import { goClean } from '../filter/gomatch.js';
 import { nodeFromPath } from '../fs/node.js';
+import { formatGoTime } from '../repo/gotime.js';
+import { nowNs } from '../repo/clock.js';
+import type { Id } from '../repo/id.js';
 import type { Node } from '../repo/node.js';
 import type { Repository } from '../repo/repository.js';
-import type { Snapshot } from '../repo/snapshot.js';
-import { nowGoTime } from '../repo/clock.js';
-import { Semaphore } from '../util/concurrency.js';
-import { saveFileContent } from './file-saver.js';
-import { emptyStats, type BackupStats } from './stats.js';
-import { buildTargetTree, isLeaf, type TargetDir } from './targets.js';
+import { mapLimit, Semaphore } from '../util/concurrency.js';
+import type { BlobSaver } from './blob-saver.js';
+import type { Excluder } from './exclude.js';
+import { FileSaver } from './file-saver.js';
+import { isErrnoError, ItemError, pathError } from './item-error.js';
+import { fileChanged, loadParentDir, nameKey, type ChangeOptions, type ParentDir } from './parent.js';
+import { joinPath, parentDir } from './paths.js';
+import type { Progress } from './progress.js';
+import { emptyItemStats } from './stats.js';
+import { sortedNames, type TargetTree } from './targets.js';
 import { saveTree } from './tree-saver.js';
 
-export interface BackupOptions {
-  /** Files and directories to back up; relative paths are resolved against `cwd`. */
-  paths: readonly string[];
-  /** Directory relative paths start from (default: the process's current directory). */
-  cwd?: string;
-  hostname?: string;
-  tags?: readonly string[];
-  /** Snapshot time as a Go RFC3339Nano string; defaults to now. */
-  time?: string;
-  /** Files read at once (each holds up to one 8 MiB chunk in memory). */
+/** lstat calls in flight for the entries of the directory being walked. */
+const STAT_CONCURRENCY = 16;
+/** Parent-snapshot trees being loaded ahead of the walk. */
+const TREE_LOADS = 8;
+/** Go's os.ModeDir. */
+const MODE_DIR = 0x80000000;
+
+export interface ArchiverOptions {
+  /** Resolves relative targets. */
+  cwd: string;
+  excluder: Excluder;
+  blobs: BlobSaver;
+  progress: Progress;
+  /** Files read at once (default 2, as restic). */
   fileConcurrency?: number;
+  /** Record access times (restic's --with-atime); otherwise atime = mtime. */
+  withAtime?: boolean;
+  change?: ChangeOptions;
+  /** Counts the bytes read from files. */
+  onRead?: (bytes: number) => void;
 }
 
-export interface BackupResult {
-  snapshot: Snapshot;
-  stats: BackupStats;
+/**
+ * A node whose saving may still be under way (undefined: the item was skipped). Wrapped in an object
+ * because an async function returning a bare promise would wait for it.
+ */
+interface Future {
+  done: Promise<Node | undefined>;
 }
 
-/** Walks the targets, stores file content and trees, then the snapshot. */
+function ready(node: Node): Future {
+  return { done: Promise.resolve(node) };
+}
+
+function snJoin(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
 export class Archiver {
+  private readonly fileSaver: FileSaver;
   private readonly chunker: Chunker;
-  private readonly files: Semaphore;
-  readonly stats = emptyStats();
+  private readonly treeLoads = new Semaphore(TREE_LOADS);
+  /** The first error that aborts the backup (repository or backend failure). */
+  private failure: { error: unknown } | undefined;
 
   constructor(
     private readonly repo: Repository,
-    options: { fileConcurrency?: number } = {},
+    private readonly opts: ArchiverOptions,
   ) {
     this.chunker = new Chunker(parsePolynomial(repo.config.chunkerPolynomial));
-    this.files = new Semaphore(options.fileConcurrency ?? 2);
+    this.fileSaver = new FileSaver(opts.blobs, this.chunker, { concurrency: opts.fileConcurrency ?? 2, onRead: opts.onRead });
   }
 
-  async backup(options: BackupOptions): Promise<BackupResult> {
-    await this.repo.loadIndex();
-    const { top, absolutePaths } = buildTargetTree(options.paths, options.cwd);
-    const tree = await saveTree(this.repo, await this.dirEntries(top), this.stats);
-    await this.repo.flush();
-    const user = userInfo();
-    const snapshot = await this.repo.saveSnapshot({
-      time: options.time ?? nowGoTime(),
-      tree,
-      paths: absolutePaths,
-      hostname: options.hostname ?? osHostname(),
-      username: user.username,
-      uid: user.uid,
-      gid: user.gid,
-      tags: options.tags ? [...options.tags] : undefined,
-    });
-    return { snapshot, stats: this.stats };
+  /** Saves everything below `atree`; returns the snapshot's root tree id. */
+  async saveTargets(atree: TargetTree, parentTree: Id | undefined): Promise<Id> {
+    const start = performance.now();
+    const previous = parentTree ? await this.loadTree(parentTree, '/') : undefined;
+    const nodes = await this.saveTargetTree('/', atree, previous);
+    return this.saveRoot(nodes, start);
   }
 
-  /** Nodes of a virtual directory: its targets, intermediate directories and, for ".", real entries. */
-  private async dirEntries(dir: TargetDir): Promise<Node[]> {
-    const nodes = await Promise.all(
-      [...dir.children].map(async ([name, entry]): Promise<Node | undefined> => {
-        if (isLeaf(entry)) return this.saveNode(entry.target, Buffer.from(name));
-        const node = await nodeFromPath(entry.fsPath!, Buffer.from(name));
-        node.subtree = await saveTree(this.repo, await this.dirEntries(entry), this.stats);
-        this.stats.dirs++;
-        return node;
-      }),
-    );
-    const all = nodes.filter((n): n is Node => n !== undefined);
-    if (dir.contentsOf) all.push(...(await this.readDir(Buffer.from(dir.contentsOf))));
-    return all;
-  }
-
-  /** Backs up one filesystem entry (recursively for directories); sockets are skipped, as restic does. */
-  private async saveNode(path: string | Buffer, name: Buffer): Promise<Node | undefined> {
-    const node = await nodeFromPath(path, name);
-    if (node.type === 'socket') return undefined;
-    if (node.type === 'file') {
-      node.content = await this.files.run(() => saveFileContent(this.repo, this.chunker, path, this.stats));
-      this.stats.files++;
-    } else if (node.type === 'dir') {
-      node.subtree = await saveTree(this.repo, await this.readDir(path), this.stats);
-      this.stats.dirs++;
+  /**
+   * `restic backup --stdin`: one file, read from `source`, at `filename` below the root; it and the
+   * directories leading to it get the metadata restic gives them (mode 0644 / 0755, owner 0).
+   */
+  async saveStdin(source: AsyncIterable<Uint8Array>, filename: string, timeNs: bigint): Promise<Id> {
+    const start = performance.now();
+    const path = goClean('/' + filename);
+    const parts = path.split('/').filter((p) => p !== '');
+    if (parts.length === 0) throw new UsageError(`invalid --stdin-filename "${filename}"`);
+    const p = this.opts.progress;
+    const fileName = parts[parts.length - 1]!;
+    const rawName = Buffer.from(fileName);
+    let child: Node | undefined;
+    if (!this.opts.excluder.rejectByName(Buffer.from(path), rawName, [])) {
+      const t = formatGoTime(timeNs);
+      const node: Node = { rawName, name: fileName, type: 'file', mode: 0o644, mtime: t, atime: t, ctime: t, uid: 0, gid: 0, content: [] };
+      p.startFile(path);
+      let size = 0;
+      const counted = async function* (src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+        for await (const b of src) {
+          size += b.length;
+          yield b;
+        }
+      };
+      const saved = await this.fileSaver.storeChunks(this.chunker.chunks(counted(source)), (n) => p.completeBlob(n));
+      this.opts.onRead?.(size);
+      if (size === 0) {
+        p.fileFailed(path);
+        this.report(path, new ItemError(`read ${path}: no data read`));
+      } else {
+        node.content = saved.content;
+        node.size = size;
+        p.completeItem(path, undefined, node, saved.stats, performance.now() - start);
+        child = node;
+      }
     }
+    for (let i = parts.length - 2; i >= 0 && child; i--) {
+      const now = formatGoTime(nowNs());
+      const { id, stats } = await saveTree(this.opts.blobs, [child]);
+      const dir: Node = { rawName: Buffer.from(parts[i]!), name: parts[i]!, type: 'dir', mode: (MODE_DIR | 0o755) >>> 0, mtime: now, atime: now, ctime: now, uid: 0, gid: 0, content: null, subtree: id };
+      p.completeItem('/' + parts.slice(0, i + 1).join('/') + '/', undefined, dir, stats, performance.now() - start);
+      child = dir;
+    }
+    return this.saveRoot(child ? [child] : [], start);
+  }
+
+  private async saveRoot(nodes: Node[], start: number): Promise<Id> {
+    this.throwIfFailed();
+    if (nodes.length === 0) throw new ResticError('snapshot is empty');
+    const { id, stats } = await saveTree(this.opts.blobs, nodes);
+    this.opts.progress.completeItem('/', undefined, undefined, stats, performance.now() - start);
+    return id;
+  }
+
+  private report(item: string, error: ItemError): void {
+    this.opts.progress.error(item, error, 'archival');
+  }
+
+  /** Remembers the first fatal error of work running in the background. */
+  private guard<T>(work: Promise<T>): Promise<T> {
+    work.catch((error: unknown) => {
+      this.failure ??= { error };
+    });
+    return work;
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** A directory of the parent snapshot; a tree that cannot be loaded is reported and treated as absent. */
+  private loadTree(id: Id, item: string): Promise<ParentDir | undefined> {
+    return this.treeLoads.run(async () => {
+      try {
+        return await loadParentDir(this.repo, id);
+      } catch (err) {
+        const message = this.repo.index.has('tree', id)
+          ? `tree ${id} could not be loaded; the repository could be damaged: ${(err as Error).message}`
+          : `tree ${id} is not known; the repository could be damaged, run \`rebuild-index\` to try to repair it`;
+        this.report(item, new ItemError(message));
+        return undefined;
+      }
+    });
+  }
+
+  /** restic's SaveTree: targets are saved where they are, intermediate directories get stat metadata. */
+  private async saveTargetTree(snPath: string, atree: TargetTree, previous: ParentDir | undefined): Promise<Node[]> {
+    const futures: Future[] = [];
+    for (const name of sortedNames(atree)) {
+      this.throwIfFailed();
+      const sub = atree.nodes.get(name)!;
+      const rawName = Buffer.from(name);
+      const item = snJoin(snPath, name);
+      const old = previous?.get(nameKey(rawName));
+      if (sub.path !== undefined) {
+        const abs = Buffer.from(resolve(this.opts.cwd, sub.path));
+        const node = await this.inspect(abs, rawName, await this.opts.excluder.dirTags(parentDir(abs)));
+        const future = node && (await this.dispatch(item, abs, node, old, undefined));
+        if (future) futures.push(future);
+        continue;
+      }
+      const start = performance.now();
+      const oldTree = old?.type === 'dir' && old.subtree ? await this.loadTree(old.subtree, item) : undefined;
+      const { id, stats } = await saveTree(this.opts.blobs, await this.saveTargetTree(item, sub, oldTree));
+      const node = await this.intermediateNode(sub.fileInfoPath!, rawName);
+      node.subtree = id;
+      futures.push(ready(node));
+      this.opts.progress.completeItem(item + '/', old, node, stats, performance.now() - start);
+    }
+    return this.settle(futures);
+  }
+
+  private async settle(futures: Future[]): Promise<Node[]> {
+    return (await Promise.all(futures.map((f) => f.done))).filter((n): n is Node => n !== undefined);
+  }
+
+  /** Metadata of a directory that leads to a target (symlinks followed, as restic's Stat does). */
+  private async intermediateNode(fileInfoPath: string, rawName: Buffer): Promise<Node> {
+    const path = resolve(this.opts.cwd, fileInfoPath);
+    let node: Node;
+    try {
+      node = await nodeFromPath(await realpath(path), rawName, { withAtime: this.opts.withAtime });
+    } catch (err) {
+      throw new ResticError(pathError('stat', path, err, 'Lstat').message);
+    }
+    if (node.type !== 'dir') throw new ResticError(`path is not a directory: ${path}`);
     return node;
   }
 
-  private async readDir(path: string | Buffer): Promise<Node[]> {
-    const dirPath = Buffer.isBuffer(path) ? path : Buffer.from(path);
-    const names = await fs.readdir(dirPath, { encoding: 'buffer' });
-    const base = dirPath[dirPath.length - 1] === 0x2f ? dirPath : Buffer.concat([dirPath, Buffer.from('/')]);
-    const nodes = await Promise.all(names.map((name) => this.saveNode(Buffer.concat([base, name]), name)));
-    return nodes.filter((n): n is Node => n !== undefined);
+  /** Exclusion rules and lstat; undefined when the item is skipped (excluded, socket, or an error). */
+  private async inspect(abs: Buffer, rawName: Buffer, parentTags: readonly string[]): Promise<Node | undefined> {
+    const ex = this.opts.excluder;
+    if (ex.rejectByName(abs, rawName, parentTags)) return undefined;
+    let node: Node;
+    try {
+      node = await nodeFromPath(abs, rawName, { withAtime: this.opts.withAtime });
+    } catch (err) {
+      const shown = abs.toString();
+      this.report(shown, isErrnoError(err) ? pathError(err.syscall ?? 'lstat', shown, err) : new ItemError((err as Error).message));
+      return undefined;
+    }
+    if (ex.needsInfo && (await ex.rejectByInfo(abs, { isDir: node.type === 'dir', size: node.size ?? 0, dev: Number(node.deviceId ?? 0) }))) return undefined;
+    // restic leaves sockets out of snapshots.
+    return node.type === 'socket' ? undefined : node;
+  }
+
+  /** Starts saving an inspected item; resolves once the walk below it is done (not its saving). */
+  private dispatch(item: string, abs: Buffer, node: Node, previous: Node | undefined, oldTree: Promise<ParentDir | undefined> | undefined): Promise<Future | undefined> {
+    if (node.type === 'file') return this.saveFile(item, abs, node, previous);
+    if (node.type === 'dir') return this.saveDir(item, abs, node, previous, oldTree);
+    return Promise.resolve(ready(node));
+  }
+
+  private allBlobsPresent(node: Node): boolean {
+    return (node.content ?? []).every((id) => this.repo.index.has('data', id));
+  }
+
+  private async saveFile(item: string, abs: Buffer, node: Node, previous: Node | undefined): Promise<Future> {
+    const start = performance.now();
+    const p = this.opts.progress;
+    if (previous && !fileChanged(node, previous, this.opts.change ?? {})) {
+      if (this.allBlobsPresent(previous)) {
+        p.completeItem(item, previous, previous, emptyItemStats(), performance.now() - start);
+        p.completeBlob(previous.size ?? 0);
+        node.content = previous.content;
+        return ready(node);
+      }
+      this.report(abs.toString(), new ItemError(`parts of ${abs.toString()} not found in the repository index; storing the file again`));
+    }
+    const { done } = await this.fileSaver.enqueue({ path: abs, onStart: () => p.startFile(item), onBlob: (n) => p.completeBlob(n) });
+    const saved = done.then(
+      (r) => {
+        node.content = r.content;
+        if (r.size) node.size = r.size;
+        else delete node.size;
+        p.completeItem(item, previous, node, r.stats, performance.now() - start);
+        return node;
+      },
+      (err: unknown) => {
+        p.fileFailed(item);
+        if (!(err instanceof ItemError)) throw err;
+        this.report(abs.toString(), err);
+        return undefined;
+      },
+    );
+    return { done: this.guard(saved) };
+  }
+
+  /** restic's SaveDir: entries in byte order, each saved like a target; then the directory's tree. */
+  private async saveDir(item: string, abs: Buffer, dirNode: Node, previous: Node | undefined, prefetched: Promise<ParentDir | undefined> | undefined): Promise<Future | undefined> {
+    const start = performance.now();
+    const shown = abs.toString();
+    const oldDir = previous?.type === 'dir' && previous.subtree ? await (prefetched ?? this.loadTree(previous.subtree, shown)) : undefined;
+    let names: Buffer[];
+    try {
+      names = await readdir(abs, { encoding: 'buffer' });
+    } catch (err) {
+      this.report(shown, pathError('open', shown, err, 'Open'));
+      return undefined;
+    }
+    names.sort(Buffer.compare);
+    const tags = await this.opts.excluder.dirTags(abs);
+    const paths = names.map((n) => joinPath(abs, n));
+    const nodes = await mapLimit(
+      names.map((_, i) => i),
+      STAT_CONCURRENCY,
+      (i) => this.inspect(paths[i]!, names[i]!, tags),
+    );
+    // Start loading the parent's trees of the subdirectories while the walk goes on.
+    const olds = nodes.map((n, i) => (n ? oldDir?.get(nameKey(names[i]!)) : undefined));
+    const trees = olds.map((old, i) => {
+      if (nodes[i]?.type !== 'dir' || old?.type !== 'dir' || !old.subtree) return undefined;
+      const loading = this.loadTree(old.subtree, paths[i]!.toString());
+      loading.catch(() => undefined);
+      return loading;
+    });
+    const futures: Future[] = [];
+    for (let i = 0; i < names.length; i++) {
+      this.throwIfFailed();
+      const node = nodes[i];
+      if (!node) continue;
+      const future = await this.dispatch(snJoin(item, node.name), paths[i]!, node, olds[i], trees[i]);
+      if (future) futures.push(future);
+    }
+    const done = (async () => {
+      const { id, stats } = await saveTree(this.opts.blobs, await this.settle(futures));
+      dirNode.subtree = id;
+      this.opts.progress.completeItem(item + '/', previous, dirNode, stats, performance.now() - start);
+      return dirNode;
+    })();
+    return { done: this.guard(done) };
   }
 }

@@ -1,15 +1,17 @@
-import type { Node } from '../repo/node.js';
-import type { Repository } from '../repo/repository.js';
 import type { Id } from '../repo/id.js';
+import type { Node } from '../repo/node.js';
 import { encodeTree, sortNodes } from '../repo/tree.js';
-import type { BackupStats } from './stats.js';
+import type { BlobSaver } from './blob-saver.js';
+import { emptyItemStats, type ItemStats } from './stats.js';
 
-/** Encodes a directory's nodes the way restic does and stores the tree blob. */
-export async function saveTree(repo: Repository, nodes: Node[], stats: BackupStats): Promise<Id> {
-  const saved = await repo.saveBlob('tree', encodeTree(sortNodes(nodes)));
+/** Encodes a directory's nodes exactly as restic does and stores the tree blob (deduplicated). */
+export async function saveTree(blobs: BlobSaver, nodes: Node[]): Promise<{ id: Id; stats: ItemStats }> {
+  const saved = await blobs.save('tree', encodeTree(sortNodes(nodes)));
+  const stats = emptyItemStats();
   if (!saved.known) {
-    stats.treeBlobs++;
-    stats.dataAdded += saved.storedSize;
+    stats.treeBlobs = 1;
+    stats.treeSize = saved.length;
+    stats.treeSizeInRepo = saved.sizeInRepo;
   }
-  return saved.id;
+  return { id: saved.id, stats };
 }
