@@ -280,6 +280,12 @@ async function upsertSecret(kc: KubeConfig, body: V1Secret): Promise<void> {
   }
 }
 
+/** Applies every CRD of deploy/crds (CheCluster and the three backup kinds) and waits until they are served. */
+export async function installCheCrds(kc: KubeConfig, timeoutMs = 30_000): Promise<void> {
+  const crds = crdDirectory();
+  await applyCrds(kc, (await readdir(crds)).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(crds, f)), timeoutMs);
+}
+
 /**
  * Installs the sample Che into `namespace` (default eclipse-che) on the cluster behind `kc`, with its
  * databases on `pg`. The namespace and the databases must not exist yet.
@@ -290,8 +296,7 @@ export async function installSampleChe(kc: KubeConfig, pg: Postgres, opts: Sampl
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const { core, apps, custom } = kubeClients(kc);
 
-  const crds = crdDirectory();
-  await applyCrds(kc, (await readdir(crds)).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(crds, f)), timeoutMs);
+  await installCheCrds(kc, timeoutMs);
   await core.createNamespace({ body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } });
 
   const chePassword = randomBytes(12).toString('base64url');
