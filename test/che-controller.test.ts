@@ -12,7 +12,7 @@ import { startCheController, type CheController } from '../src/che/controller.js
 import { kubeClients, kubeConfigFromYaml, mergePatch, orNotFound } from '../src/che/devenv/kube.js';
 import { startOperatorDouble, type OperatorDouble } from '../src/che/devenv/operator-double.js';
 import { startPostgres, type Postgres } from '../src/che/devenv/postgres.js';
-import { deleteSampleChe, diffCheStates, installSampleChe, snapshotChe, type CheState } from '../src/che/devenv/sample-che.js';
+import { deleteSampleChe, diffCheStates, installSampleChe, SAMPLE_DOMAIN, snapshotChe, type CheState } from '../src/che/devenv/sample-che.js';
 import { INTERNAL_SERVER, type OperationStatus } from '../src/che/types.js';
 import { startApiServer, type ApiServer } from '../src/kubesim/index.js';
 
@@ -42,15 +42,15 @@ function resticEnv(): NodeJS.ProcessEnv {
   return { ...process.env, RESTIC_PASSWORD: REPO_PASSWORD, RESTIC_CACHE_DIR: join(dataDir, 'restic-cache') };
 }
 
-async function createConfig(name: string, path: string, passwordSecret = 'repo-password'): Promise<void> {
+async function createConfig(name: string, path: string, passwordSecret = 'repo-password', ns = NS): Promise<void> {
   const { core, custom } = kubeClients(kc);
   const url = new URL(restUrl);
   await core
-    .createNamespacedSecret({ namespace: NS, body: { metadata: { name: passwordSecret }, stringData: { 'repo-password': REPO_PASSWORD } } })
+    .createNamespacedSecret({ namespace: ns, body: { metadata: { name: passwordSecret }, stringData: { 'repo-password': REPO_PASSWORD } } })
     .catch(() => undefined);
   await custom.createNamespacedCustomObject({
     ...GROUP,
-    namespace: NS,
+    namespace: ns,
     plural: 'chebackupserverconfigurations',
     body: {
       apiVersion: 'org.eclipse.che/v1',
@@ -61,22 +61,22 @@ async function createConfig(name: string, path: string, passwordSecret = 'repo-p
   });
 }
 
-async function createCr(plural: 'checlusterbackups' | 'checlusterrestores', name: string, spec: Record<string, unknown>): Promise<void> {
+async function createCr(plural: 'checlusterbackups' | 'checlusterrestores', name: string, spec: Record<string, unknown>, ns = NS): Promise<void> {
   const kind = plural === 'checlusterbackups' ? 'CheClusterBackup' : 'CheClusterRestore';
-  await kubeClients(kc).custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, plural, body: { apiVersion: 'org.eclipse.che/v1', kind, metadata: { name }, spec } });
+  await kubeClients(kc).custom.createNamespacedCustomObject({ ...GROUP, namespace: ns, plural, body: { apiVersion: 'org.eclipse.che/v1', kind, metadata: { name }, spec } });
 }
 
-async function statusOf(plural: string, name: string): Promise<OperationStatus | undefined> {
-  const obj = (await orNotFound(kubeClients(kc).custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, plural, name }))) as { status?: OperationStatus } | undefined;
+async function statusOf(plural: string, name: string, ns = NS): Promise<OperationStatus | undefined> {
+  const obj = (await orNotFound(kubeClients(kc).custom.getNamespacedCustomObject({ ...GROUP, namespace: ns, plural, name }))) as { status?: OperationStatus } | undefined;
   return obj?.status;
 }
 
 /** Waits (bounded) until the CR is Succeeded or Failed, recording every stage seen. */
-async function finished(plural: string, name: string, timeoutMs = 90_000): Promise<{ status: OperationStatus; stages: string[] }> {
+async function finished(plural: string, name: string, ns = NS, timeoutMs = 90_000): Promise<{ status: OperationStatus; stages: string[] }> {
   const stages: string[] = [];
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const status = await statusOf(plural, name);
+    const status = await statusOf(plural, name, ns);
     if (status?.stage && stages[stages.length - 1] !== status.stage) stages.push(status.stage);
     if (status?.state === 'Succeeded' || status?.state === 'Failed') return { status, stages };
     if (Date.now() > deadline) throw new Error(`${plural}/${name} did not finish: ${JSON.stringify(status)}; log: ${logs.slice(-5).join(' | ')}`);
@@ -222,5 +222,43 @@ describe('Che controller', () => {
     // The repository path `che` on the server the controller was pointed at, with the generated password.
     const out = await restic(['-r', `rest:${restUrl}che/`, 'snapshots', '--json'], password);
     expect(out).toContain(status.snapshotId!);
+  });
+
+  it('restores into another namespace, rewriting <namespace>.<domain> in the CheCluster and the databases', async () => {
+    const copy = 'che-copy';
+    const { core, custom } = kubeClients(kc);
+    await core.createNamespace({ body: { metadata: { name: copy } } });
+    const copyOperator = startOperatorDouble(kc, copy, { pg, startDelayMs: 100, resyncMs: 300 });
+    const copyController = startCheController({ kubeConfig: kc, namespace: copy, timeouts: TIMEOUTS, log: (l) => logs.push(l) });
+    try {
+      await copyController.ready;
+      await createConfig('rest-server', 'external', 'repo-password', copy);
+      await pg.psql(`INSERT INTO che_k8s_runtime VALUES ('workspace1a2b3c', 'admin-che', 'RUNNING')`, 'dbche');
+      await createCr('checlusterbackups', 'with-runtime', { backupServerConfigRef: 'rest-server' });
+      expect((await finished('checlusterbackups', 'with-runtime')).status.state).toBe('Succeeded');
+      await createCr('checlusterrestores', 'restore-copy', {}, copy);
+      const { status } = await finished('checlusterrestores', 'restore-copy', copy);
+      expect(status.state, status.message).toBe('Succeeded');
+      const cr = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: copy, plural: 'checlusters', name: 'eclipse-che' })) as {
+        spec: { server: { cheHost: string }; auth: { identityProviderURL: string }; k8s: { ingressDomain: string } };
+      };
+      expect(cr.spec.server.cheHost).toBe(`${copy}.${SAMPLE_DOMAIN}`);
+      expect(cr.spec.auth.identityProviderURL).toBe(`https://keycloak-${copy}.${SAMPLE_DOMAIN}/auth`);
+      expect(cr.spec.k8s.ingressDomain).toBe(SAMPLE_DOMAIN);
+      const locations = (await pg.psql(`SELECT location FROM devfile_project ORDER BY id`, 'dbche')).trim().split('\n');
+      expect(locations).toEqual([
+        'https://github.com/che-samples/web-nodejs-sample.git',
+        `https://devfile-registry.${copy}.${SAMPLE_DOMAIN}/projects/nodejs-web-app.zip`,
+        `https://git.${copy}.${SAMPLE_DOMAIN}/zoe/quarkus-quickstarts.git`,
+      ]);
+      const uris = (await pg.psql(`SELECT value FROM redirect_uris UNION ALL SELECT value FROM web_origins UNION ALL SELECT root_url FROM client WHERE root_url IS NOT NULL`, 'keycloak')).trim();
+      expect(uris).not.toContain(`${NS}.`);
+      expect(uris.split('\n').every((u) => u.includes(`${copy}.${SAMPLE_DOMAIN}`))).toBe(true);
+      // No workspace runs after a restore, whatever the dump says.
+      expect((await pg.psql(`SELECT count(*) FROM che_k8s_runtime`, 'dbche')).trim()).toBe('0');
+    } finally {
+      await copyController.stop();
+      await copyOperator.stop();
+    }
   });
 });
