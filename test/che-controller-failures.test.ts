@@ -188,6 +188,25 @@ describe('Che layer failure paths', () => {
     }
   });
 
+  it('keeps watching across server-side watch ends (resumed from the last resourceVersion)', async () => {
+    await hangingChe('che-resume');
+    const logs: string[] = [];
+    const controller = startCheController({ kubeConfig: kc, namespace: 'che-resume', timeouts: { api: 5_000, watchSeconds: 1 }, log: (l) => logs.push(l) });
+    try {
+      await controller.ready;
+      await new Promise((r) => setTimeout(r, 2_500));
+      await createBackupCr('che-resume', 'after-reconnects', {});
+      const s = await waitFor('the backup to be handled', 10_000, async () => {
+        const st = await status('che-resume', 'after-reconnects');
+        return st?.state === 'Failed' ? st : undefined;
+      });
+      expect(s.message).toBe('Error: set spec.backupServerConfigRef or spec.useInternalBackupServer: true');
+      expect(logs.filter((l) => l.includes('reconnecting') || l.includes('retrying'))).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
   it('stopping the controller cancels the running backup and records it as interrupted', async () => {
     await hangingChe('che-stop');
     const controller = startCheController({ kubeConfig: kc, namespace: 'che-stop', timeouts: { api: 60_000, database: 60_000 } });

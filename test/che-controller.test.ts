@@ -136,6 +136,18 @@ describe('Che controller', () => {
     await restic(['-r', repo, 'check']);
   });
 
+  it('runs one operation at a time', async () => {
+    await createCr('checlusterbackups', 'backup-2', { backupServerConfigRef: 'rest-server' });
+    await createCr('checlusterbackups', 'backup-3', { backupServerConfigRef: 'rest-server' });
+    const [a, b] = await Promise.all([finished('checlusterbackups', 'backup-2'), finished('checlusterbackups', 'backup-3')]);
+    expect([a.status.state, b.status.state]).toEqual(['Succeeded', 'Succeeded']);
+    const logIndex = (line: string) => logs.findIndex((l) => l.startsWith(line));
+    // The second starts only after the first has finished.
+    expect(logIndex('CheClusterBackup backup-3: started')).toBeGreaterThan(logIndex('CheClusterBackup backup-2: succeeded'));
+    // The latest snapshot, which a restore without snapshotId takes.
+    snapshotId = b.status.snapshotId!;
+  });
+
   it('edits of a finished CR do nothing', async () => {
     await kubeClients(kc).custom.patchNamespacedCustomObject(
       { ...GROUP, namespace: NS, plural: 'checlusterbackups', name: 'backup-1', body: { metadata: { labels: { edited: 'yes' } } } },
@@ -144,7 +156,7 @@ describe('Che controller', () => {
     await new Promise((r) => setTimeout(r, 500));
     await controller.idle();
     const snaps = JSON.parse(await restic(['-r', `rest:${restUrl}external/`, 'snapshots', '--json'])) as unknown[];
-    expect(snaps).toHaveLength(1);
+    expect(snaps).toHaveLength(3);
   });
 
   it('a restore with a wrong password fails before touching anything', async () => {

@@ -32,7 +32,7 @@ import {
   type CheCluster,
   type CheClusterBackupSpec,
 } from './types.js';
-import { errorMessage, withTimeout } from './util.js';
+import { withTimeout } from './util.js';
 
 /** What to do when the CheCluster uses an external database, which restic-ts cannot reach. */
 export type ExternalDatabasePolicy = 'refuse' | 'skip';
@@ -209,8 +209,6 @@ export async function runBackup(options: RunBackupOptions): Promise<RunBackupRes
       location: server.displayLocation,
       collected,
     };
-  } catch (err) {
-    throw err instanceof ResticError ? err : new ResticError(errorMessage(err));
   } finally {
     await rm(staging, { recursive: true, force: true });
     await opened.close().catch(() => undefined);
