@@ -148,8 +148,9 @@ export function startCheController(options: CheControllerOptions): CheController
     // Deleted, replaced by a namesake, or already handled since it was queued.
     if (!obj || obj.metadata.uid !== uid || !untouched(obj)) return;
     log(`${KIND_NAMES[kind]} ${name}: started`);
-    await patchStatus(kind, name, startedStatus(kind, now(), obj), signal);
-    let stage = startedStatus(kind, now(), obj).stage;
+    const started = startedStatus(kind, now(), obj);
+    await patchStatus(kind, name, started, signal);
+    let stage = started.stage;
     const onStage = async (next: string) => {
       if (next === stage) return;
       stage = next;

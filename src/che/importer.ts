@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CustomObjectsApi, NetworkingV1Api, type KubeConfig, type V1ConfigMap, type V1Secret } from '@kubernetes/client-node';
+import { NetworkingV1Api, type KubeConfig, type V1ConfigMap, type V1Secret } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
 import {
   listSnapshots,
@@ -25,7 +25,7 @@ import {
   type CheTimeouts,
   type InternalServerOptions,
 } from './common.js';
-import { clearRuntimeSql, KEYCLOAK_DB, loadDatabase, postgresPod, rewriteUrlsSql, URL_COLUMNS, type LoadDatabase } from './database.js';
+import { checkDatabaseName, clearRuntimeSql, KEYCLOAK_DB, loadDatabase, postgresPod, rewriteUrlsSql, URL_COLUMNS, type LoadDatabase } from './database.js';
 import { CheKube, isNotFound } from './kube.js';
 import { openServerRepository, type OpenedRepository, type ResolvedServer } from './server-config.js';
 import {
@@ -112,7 +112,7 @@ export async function readBackupContent(dir: string): Promise<BackupContent> {
     if (!file) throw new ResticError(`the snapshot has no dump of database '${cheDb}' (${SNAPSHOT_LAYOUT.databases}/${cheDb}.sql)`);
     if ((await stat(file)).size === 0) throw new ResticError(`the dump of database '${cheDb}' in the snapshot is empty`);
   }
-  for (const db of dumps.keys()) cheDatabaseName({ metadata: {}, spec: { database: { chePostgresDb: db } } });
+  for (const db of dumps.keys()) checkDatabaseName(db, `dump ${SNAPSHOT_LAYOUT.databases}/${db}.sql names a database`);
   return {
     dir,
     metadata: {
@@ -190,7 +190,6 @@ function databaseOwner(content: BackupContent, db: string): { owner: string; pas
     const s = content.secrets.find((x) => x.metadata?.name === name);
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(s?.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
-    for (const [k, v] of Object.entries(s?.stringData ?? {})) out[k] = v;
     return out;
   };
   const names = cheSecretNames(cr);
@@ -366,9 +365,8 @@ async function deleteCheObjects(kube: CheKube, namespace: string, flavor: string
   await kube.call('delete Che PVCs', signal, (o) => kube.core.deleteCollectionNamespacedPersistentVolumeClaim({ namespace, labelSelector }, o));
   const networking = kube.kubeConfig.makeApiClient(NetworkingV1Api);
   await kube.find('delete Che ingresses', signal, (o) => networking.deleteCollectionNamespacedIngress({ namespace, labelSelector }, o));
-  const routes = kube.kubeConfig.makeApiClient(CustomObjectsApi);
   await kube.find('delete Che routes', signal, (o) =>
-    routes.deleteCollectionNamespacedCustomObject({ group: 'route.openshift.io', version: 'v1', namespace, plural: 'routes', labelSelector }, o),
+    kube.custom.deleteCollectionNamespacedCustomObject({ group: 'route.openshift.io', version: 'v1', namespace, plural: 'routes', labelSelector }, o),
   );
 }
 

@@ -171,7 +171,6 @@ export class CheKube {
     if (!secret) return undefined;
     const data: Record<string, string> = {};
     for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
-    for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
     return data;
   }
 
