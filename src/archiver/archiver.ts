@@ -2,7 +2,8 @@
 // the parent snapshot, hands other files to the file saver and stores one tree blob per directory.
 // The walk of a directory (readdir, lstat of its entries) runs ahead of the saving: a directory's tree
 // is stored once its files are, while the walk already continues with its siblings.
-import { readdir, realpath } from 'node:fs/promises';
+import { readdirSync, type BigIntStats } from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Chunker, parsePolynomial } from '../chunker/index.js';
 import { ResticError, UsageError } from '../errors.js';
@@ -13,11 +14,12 @@ import { nowNs } from '../repo/clock.js';
 import type { Id } from '../repo/id.js';
 import type { Node } from '../repo/node.js';
 import type { Repository } from '../repo/repository.js';
-import { mapLimit, Semaphore } from '../util/concurrency.js';
+import { Semaphore } from '../util/concurrency.js';
 import type { BlobSaver } from './blob-saver.js';
 import type { Excluder } from './exclude.js';
 import { FileSaver } from './file-saver.js';
 import { isErrnoError, ItemError, pathError } from './item-error.js';
+import { lstatEntry, nodeFromStats, OwnerNames } from './node-stat.js';
 import { fileChanged, loadParentDir, nameKey, type ChangeOptions, type ParentDir } from './parent.js';
 import { joinPath, parentDir } from './paths.js';
 import type { Progress } from './progress.js';
@@ -25,8 +27,6 @@ import { emptyItemStats } from './stats.js';
 import { sortedNames, type TargetTree } from './targets.js';
 import { saveTree } from './tree-saver.js';
 
-/** lstat calls in flight for the entries of the directory being walked. */
-const STAT_CONCURRENCY = 16;
 /** Parent-snapshot trees being loaded ahead of the walk. */
 const TREE_LOADS = 8;
 /** Go's os.ModeDir. */
@@ -67,6 +67,7 @@ export class Archiver {
   private readonly fileSaver: FileSaver;
   private readonly chunker: Chunker;
   private readonly treeLoads = new Semaphore(TREE_LOADS);
+  private readonly owners = new OwnerNames();
   /** The first error that aborts the backup (repository or backend failure). */
   private failure: { error: unknown } | undefined;
 
@@ -182,7 +183,7 @@ export class Archiver {
       const old = previous?.get(nameKey(rawName));
       if (sub.path !== undefined) {
         const abs = Buffer.from(resolve(this.opts.cwd, sub.path));
-        const node = await this.inspect(abs, rawName, await this.opts.excluder.dirTags(parentDir(abs)));
+        const [node] = await this.inspect([abs], [rawName], await this.opts.excluder.dirTags(parentDir(abs)));
         const future = node && (await this.dispatch(item, abs, node, old, undefined));
         if (future) futures.push(future);
         continue;
@@ -215,21 +216,36 @@ export class Archiver {
     return node;
   }
 
-  /** Exclusion rules and lstat; undefined when the item is skipped (excluded, socket, or an error). */
-  private async inspect(abs: Buffer, rawName: Buffer, parentTags: readonly string[]): Promise<Node | undefined> {
+  /**
+   * Exclusion rules and lstat for the entries of one directory; undefined for an entry that is
+   * skipped (excluded, a socket, or an error, which is reported).
+   */
+  private async inspect(paths: readonly Buffer[], names: readonly Buffer[], parentTags: readonly string[]): Promise<(Node | undefined)[]> {
     const ex = this.opts.excluder;
-    if (ex.rejectByName(abs, rawName, parentTags)) return undefined;
-    let node: Node;
-    try {
-      node = await nodeFromPath(abs, rawName, { withAtime: this.opts.withAtime });
-    } catch (err) {
-      const shown = abs.toString();
-      this.report(shown, isErrnoError(err) ? pathError(err.syscall ?? 'lstat', shown, err) : new ItemError((err as Error).message));
-      return undefined;
-    }
-    if (ex.needsInfo && (await ex.rejectByInfo(abs, { isDir: node.type === 'dir', size: node.size ?? 0, dev: Number(node.deviceId ?? 0) }))) return undefined;
-    // restic leaves sockets out of snapshots.
-    return node.type === 'socket' ? undefined : node;
+    const stats = paths.map((path, i): BigIntStats | undefined => {
+      if (ex.rejectByName(path, names[i]!, parentTags)) return undefined;
+      try {
+        return lstatEntry(path);
+      } catch (err) {
+        this.report(path.toString(), pathError('lstat', path.toString(), err));
+        return undefined;
+      }
+    });
+    await this.owners.load(stats);
+    return stats.map((st, i) => {
+      if (!st) return undefined;
+      const path = paths[i]!;
+      let node: Node;
+      try {
+        node = nodeFromStats(path, names[i]!, st, this.owners, this.opts.withAtime === true);
+      } catch (err) {
+        this.report(path.toString(), isErrnoError(err) ? pathError(err.syscall ?? 'lstat', path.toString(), err) : new ItemError((err as Error).message));
+        return undefined;
+      }
+      if (ex.needsInfo && ex.rejectByInfo(path, { isDir: node.type === 'dir', size: node.size ?? 0, dev: Number(node.deviceId ?? 0) })) return undefined;
+      // restic leaves sockets out of snapshots.
+      return node.type === 'socket' ? undefined : node;
+    });
   }
 
   /** Starts saving an inspected item; resolves once the walk below it is done (not its saving). */
@@ -281,19 +297,14 @@ export class Archiver {
     const oldDir = previous?.type === 'dir' && previous.subtree ? await (prefetched ?? this.loadTree(previous.subtree, shown)) : undefined;
     let names: Buffer[];
     try {
-      names = await readdir(abs, { encoding: 'buffer' });
+      names = readdirSync(abs, { encoding: 'buffer' });
     } catch (err) {
       this.report(shown, pathError('open', shown, err, 'Open'));
       return undefined;
     }
     names.sort(Buffer.compare);
-    const tags = await this.opts.excluder.dirTags(abs);
     const paths = names.map((n) => joinPath(abs, n));
-    const nodes = await mapLimit(
-      names.map((_, i) => i),
-      STAT_CONCURRENCY,
-      (i) => this.inspect(paths[i]!, names[i]!, tags),
-    );
+    const nodes = await this.inspect(paths, names, await this.opts.excluder.dirTags(abs));
     // Start loading the parent's trees of the subdirectories while the walk goes on.
     const olds = nodes.map((n, i) => (n ? oldDir?.get(nameKey(names[i]!)) : undefined));
     const trees = olds.map((old, i) => {

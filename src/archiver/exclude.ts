@@ -1,5 +1,6 @@
 // restic 0.14's backup exclusion rules (cmd/restic/exclude.go semantics): patterns on the absolute
 // path, tag files that exclude the rest of their directory, other file systems, large files.
+import { lstatSync } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
@@ -188,7 +189,7 @@ export class Excluder {
   }
 
   /** Rules that need lstat: size limit and file system boundaries. */
-  async rejectByInfo(path: Buffer, info: EntryInfo): Promise<boolean> {
+  rejectByInfo(path: Buffer, info: EntryInfo): boolean {
     if (this.maxSize !== undefined && !info.isDir && info.size > this.maxSize) return true;
     if (!this.devices) return false;
     if (this.allowedDevice(path, info.dev)) return false;
@@ -196,7 +197,7 @@ export class Excluder {
     // A mount point is kept (empty) when its parent directory is on an allowed device.
     const parent = parentDir(path);
     try {
-      return !this.allowedDevice(parent, (await lstat(parent)).dev);
+      return !this.allowedDevice(parent, lstatSync(parent).dev);
     } catch {
       return true;
     }

@@ -55,7 +55,7 @@ export class Scanner {
         this.progress.error(path.toString(), pathError('lstat', path.toString(), err), 'scan');
         return undefined;
       }
-      if (this.excluder.needsInfo && (await this.excluder.rejectByInfo(path, { isDir: st.isDirectory(), size: st.size, dev: st.dev }))) return undefined;
+      if (this.excluder.needsInfo && (this.excluder.rejectByInfo(path, { isDir: st.isDirectory(), size: st.size, dev: st.dev }))) return undefined;
       if (st.isFile()) {
         this.progress.totals.files++;
         this.progress.totals.bytes += st.size;

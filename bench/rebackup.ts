@@ -1,0 +1,198 @@
+/**
+ * Backup bench, restic 0.14 vs restic-ts in one run, on two data sets: a tree of large random files
+ * (default 1 GiB) and a tree of many small files (default 20,000). For each set:
+ *   - `restic init` makes one repository, copied byte for byte for restic-ts, so both tools use the
+ *     same key (same scrypt cost on open), config and chunker polynomial;
+ *   - new-data backup: restic into its copy, restic-ts into the other;
+ *   - unchanged re-backup, `--runs` times, alternating tools (each run uses the previous snapshot as
+ *     parent); ratios use the fastest run of each tool, medians are shown too.
+ * restic-ts's unchanged runs must report "0 new, 0 changed" and "Added to the repository: 0 B".
+ *
+ *   node dist/bench/rebackup.js [--size 1G] [--small-files 20000] [--runs 3] [--tmp DIR] [--timeout S]
+ *
+ * Progress on stderr; a table on stdout, its last line the same numbers as JSON. Exit 1 on failure.
+ */
+import { spawn } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cp, mkdir, open, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const MiB = 1024 * 1024;
+const RESTIC_BIN = process.env.RESTIC_BIN ?? '/usr/bin/restic';
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
+  if (!m) throw new Error(`bad size "${text}" (examples: 256M, 1G)`);
+  return Math.round(Number(m[1]) * 1024 ** ['', 'k', 'm', 'g', 't'].indexOf(m[2]!.toLowerCase()));
+}
+
+const { values } = parseArgs({
+  options: { size: { type: 'string' }, 'small-files': { type: 'string' }, runs: { type: 'string' }, tmp: { type: 'string' }, timeout: { type: 'string' } },
+  strict: true,
+});
+const SIZE = parseSize(values.size ?? '1G');
+const SMALL = Number(values['small-files'] ?? '20000');
+const RUNS = Math.max(1, Number(values.runs ?? '3'));
+const TIMEOUT_S = Number(values.timeout ?? String(300 + Math.ceil(SIZE / 1e6)));
+
+/** A fixed-seed generator for the layout; contents are random bytes. */
+function layout(seed: number): (lo: number, hi: number) => number {
+  let a = seed >>> 0;
+  return (lo, hi) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return lo + Math.floor((((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * (hi - lo + 1));
+  };
+}
+
+async function makeLarge(root: string, size: number): Promise<void> {
+  const rand = layout(1);
+  const block = Buffer.allocUnsafe(8 * MiB);
+  for (let i = 0, left = size; left > 0; i++) {
+    const dir = join(root, `d${i % 4}`);
+    await mkdir(dir, { recursive: true });
+    const fh = await open(join(dir, `f${i}.bin`), 'w');
+    let n = Math.min(left, rand(MiB, 64 * MiB));
+    left -= n;
+    while (n > 0) {
+      const k = Math.min(n, block.length);
+      randomFillSync(block, 0, k);
+      await fh.write(block, 0, k);
+      n -= k;
+    }
+    await fh.close();
+  }
+}
+
+async function makeSmall(root: string, count: number): Promise<void> {
+  const rand = layout(2);
+  const perDir = 100;
+  for (let i = 0; i < count; i += perDir) {
+    const leaf = i / perDir;
+    const dir = join(root, `a${leaf % 10}`, `b${Math.floor(leaf / 10) % 10}`, `c${Math.floor(leaf / 100)}`);
+    await mkdir(dir, { recursive: true });
+    await Promise.all(Array.from({ length: Math.min(perDir, count - i) }, (_, j) => writeFile(join(dir, `f${i + j}.txt`), randomFillSync(Buffer.allocUnsafe(rand(1024, 8192))))));
+  }
+}
+
+interface Run {
+  ok: boolean;
+  seconds: number;
+  stdout: string;
+  stderr: string;
+}
+
+function exec(cmd: string, args: string[], cwd: string): Promise<Run> {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('RESTIC_')) delete env[k];
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_S * 1000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ ok: code === 0, seconds: (performance.now() - started) / 1000, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const min = (xs: number[]) => Math.min(...xs);
+
+interface SetResult {
+  name: string;
+  newData: { restic: number; ours: number; ratio: number };
+  unchanged: { restic: number[]; ours: number[]; ratioMin: number; ratioMedian: number };
+  problems: string[];
+}
+
+async function benchSet(work: string, name: string, data: string, pw: string): Promise<SetResult> {
+  const repoA = join(work, `${name}-restic`);
+  const repoB = join(work, `${name}-ours`);
+  const problems: string[] = [];
+  const init = await exec(RESTIC_BIN, ['-r', repoA, '--password-file', pw, 'init'], work);
+  if (!init.ok) throw new Error(`restic init: ${init.stderr}`);
+  await cp(repoA, repoB, { recursive: true });
+  // Relative targets (run in the parent directory) keep /tmp's changing metadata out of the snapshots.
+  const restic = () => exec(RESTIC_BIN, ['-r', repoA, '--password-file', pw, '--cache-dir', join(work, 'restic-cache'), 'backup', basename(data)], dirname(data));
+  const ours = () => exec(process.execPath, [CLI, '-r', repoB, '--password-file', pw, 'backup', basename(data)], dirname(data));
+  const step = async (what: string, f: () => Promise<Run>): Promise<Run> => {
+    process.stderr.write(`${name}: ${what} ... `);
+    const r = await f();
+    process.stderr.write(r.ok ? `${r.seconds.toFixed(2)} s\n` : 'FAILED\n');
+    if (!r.ok) problems.push(`${what}: ${(r.stderr.trim().split('\n').pop() ?? '').slice(0, 200)}`);
+    return r;
+  };
+  const newR = await step('restic backup (new data)', restic);
+  const newO = await step('restic-ts backup (new data)', ours);
+  const unchanged = { restic: [] as number[], ours: [] as number[] };
+  for (let i = 0; i < RUNS; i++) {
+    unchanged.restic.push((await step(`restic backup (unchanged #${i + 1})`, restic)).seconds);
+    const o = await step(`restic-ts backup (unchanged #${i + 1})`, ours);
+    unchanged.ours.push(o.seconds);
+    if (o.ok && !/Files: +0 new, +0 changed/.test(o.stdout)) problems.push(`restic-ts unchanged run #${i + 1} saw new or changed files`);
+    if (o.ok && !/Added to the repository: 0 B /.test(o.stdout)) problems.push(`restic-ts unchanged run #${i + 1} added data`);
+  }
+  return {
+    name,
+    newData: { restic: newR.seconds, ours: newO.seconds, ratio: newO.seconds / newR.seconds },
+    unchanged: { ...unchanged, ratioMin: min(unchanged.ours) / min(unchanged.restic), ratioMedian: median(unchanged.ours) / median(unchanged.restic) },
+    problems,
+  };
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} not found (npm run build)`);
+  const work = mkdtempSync(join(values.tmp ?? tmpdir(), 'restic-ts-rebackup-'));
+  const cleanup = () => rmSync(work, { recursive: true, force: true });
+  process.on('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  try {
+    const pw = join(work, 'password');
+    await writeFile(pw, 'bench\n');
+    const sets: SetResult[] = [];
+    if (SIZE > 0) {
+      process.stderr.write(`generating ${(SIZE / MiB).toFixed(0)} MiB of large files ...\n`);
+      await makeLarge(join(work, 'large'), SIZE);
+      sets.push(await benchSet(work, `large-${(SIZE / MiB).toFixed(0)}MiB`, join(work, 'large'), pw));
+      rmSync(join(work, 'large'), { recursive: true, force: true });
+    }
+    if (SMALL > 0) {
+      process.stderr.write(`generating ${SMALL} small files ...\n`);
+      await makeSmall(join(work, 'small'), SMALL);
+      sets.push(await benchSet(work, `small-${SMALL}`, join(work, 'small'), pw));
+    }
+    const f = (n: number) => n.toFixed(2);
+    const lines = ['data set              new: restic  ours   ratio | unchanged: restic min/median  ours min/median  ratio min (median)'];
+    for (const s of sets) {
+      lines.push(
+        `${s.name.padEnd(20)}  ${f(s.newData.restic).padStart(11)} ${f(s.newData.ours).padStart(5)} ${f(s.newData.ratio).padStart(7)} | ` +
+          `${f(min(s.unchanged.restic))}/${f(median(s.unchanged.restic))}`.padStart(28) +
+          `${f(min(s.unchanged.ours))}/${f(median(s.unchanged.ours))}`.padStart(17) +
+          `  ${f(s.unchanged.ratioMin)} (${f(s.unchanged.ratioMedian)})`,
+      );
+      for (const p of s.problems) lines.push(`  problem: ${p}`);
+    }
+    process.stdout.write(`${lines.join('\n')}\n${JSON.stringify(sets)}\n`);
+    process.exitCode = sets.every((s) => s.problems.length === 0) ? 0 : 1;
+  } finally {
+    cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
