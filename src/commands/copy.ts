@@ -159,10 +159,11 @@ async function copyBlobs(src: Repository, dst: Repository, blobs: readonly BlobL
       const start = list[i]!.offset;
       const end = list[j - 1]!.offset + list[j - 1]!.length;
       const data = await src.backend.load('data', packId, start, end - start);
-      for (const b of list.slice(i, j)) {
-        const plain = src.decodeBlob(b, packId, data.subarray(b.offset - start, b.offset - start + b.length));
-        if (!(await dst.saveBlob(b.type, plain, b.id)).known) stored++;
-      }
+      // Saved together so the destination's encoder threads work on them in parallel.
+      const saved = await Promise.all(
+        list.slice(i, j).map((b) => dst.saveBlob(b.type, src.decodeBlob(b, packId, data.subarray(b.offset - start, b.offset - start + b.length)), b.id)),
+      );
+      stored += saved.filter((r) => !r.known).length;
       i = j;
     }
   });
