@@ -111,6 +111,8 @@ async function roundTrip(ns: string, server: BackupServerInput): Promise<{ snaps
 
   const restored = await cheServerRestore({ kubeConfig: kc, namespace: ns, ...server, snapshotId: backup.status.snapshotId!.slice(0, 8), timeoutMs: 180_000 });
   expect(restored.status.state).toBe('Succeeded');
+  // The restore re-created the CheCluster and waited for the operator to report it Available again.
+  expect(e.double.started).toEqual(['eclipse-che', 'eclipse-che']);
   const after = await snapshotChe(kc, pg, ns);
   expect(diffCheStates(before, after), e.log.join('\n')).toEqual([]);
   // Non-vacuous: the comparison covered the whole installation.
