@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { backupCommand } from './backup.js';
 import { catCommand } from './cat.js';
 import { checkCommand } from './check.js';
+import { cheCommand } from './che.js';
 import { copyCommand } from './copy.js';
 import { diffCommand } from './diff.js';
 import { dumpCommand } from './dump.js';
@@ -32,4 +33,5 @@ export const COMMANDS: Record<string, Command> = {
   check: checkCommand,
   unlock: unlockCommand,
   serve: serveCommand,
+  che: cheCommand,
 };
