@@ -235,8 +235,10 @@ export async function openServerRepository(server: ResolvedServer, options: { in
     await cleanup();
     throw err;
   }
+  let repo: Repository | undefined;
   const close = async () => {
     try {
+      await repo?.close();
       await backend.close();
     } finally {
       await cleanup();
@@ -244,10 +246,12 @@ export async function openServerRepository(server: ResolvedServer, options: { in
   };
   try {
     try {
-      return { repo: await Repository.open(backend, server.password), backend, created: false, close };
+      repo = await Repository.open(backend, server.password);
+      return { repo, backend, created: false, close };
     } catch (err) {
       if (!(err instanceof NotFoundError) || !options.initIfMissing) throw err;
-      return { repo: await Repository.init(backend, server.password), backend, created: true, close };
+      repo = await Repository.init(backend, server.password);
+      return { repo, backend, created: true, close };
     }
   } catch (err) {
     await close().catch(() => undefined);

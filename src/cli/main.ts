@@ -55,6 +55,22 @@ function findCommand(argv: string[]): { name?: string; rest: string[] } {
   return { rest: argv };
 }
 
+/**
+ * Global and command flags together; a command's short flag wins over a global one with the same letter
+ * (chectl's `che server:backup -r URL -p PASS` versus restic's global `-r REPO -p FILE`).
+ */
+function mergeOptions(commandOptions: OptionSpec): OptionSpec {
+  const taken = new Set(Object.values(commandOptions).map((o) => o.short));
+  const globals = Object.fromEntries(
+    Object.entries(GLOBAL_OPTIONS).map(([name, o]) => {
+      if (!o.short || !taken.has(o.short)) return [name, o];
+      const { short: _dropped, ...rest } = o;
+      return [name, rest];
+    }),
+  );
+  return { ...globals, ...commandOptions };
+}
+
 function parseExtended(options: string[]): Record<string, string> {
   const extended: Record<string, string> = {};
   for (const o of options) {
@@ -75,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new UsageError(`unknown command "${name}" (see restic-ts help)`);
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...command.options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: rest, options: mergeOptions(command.options), allowPositionals: true, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message.split('\n')[0]!);
   }

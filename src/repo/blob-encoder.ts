@@ -45,9 +45,10 @@ class WorkerPoolEncoder implements BlobEncoder {
   constructor(script: URL, key: MasterKey, threads: number) {
     this.workers = Array.from({ length: threads }, (_, slot) => {
       const worker = new Worker(script, { workerData: { key: masterKeyToJSON(key) } });
-      worker.unref();
       worker.on('message', (reply: WorkerReply) => this.settle(reply));
       worker.on('error', (err) => this.failAll(slot, err));
+      // After the listeners: adding a 'message' listener refs the worker again.
+      worker.unref();
       return { worker, busy: 0 };
     });
   }

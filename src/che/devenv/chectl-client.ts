@@ -3,7 +3,7 @@
 // create the CheClusterBackup / CheClusterRestore CR (re-created when present: only creation triggers
 // work) and follow its status until it ends, bounded by a timeout (upstream chectl waited forever).
 import { ApiException, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { ResticError, UsageError } from '../../errors.js';
+import { ResticError, UsageError } from '../../index.js';
 import {
   BACKUP_PART_OF,
   CHE_API_VERSION,

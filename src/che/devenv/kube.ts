@@ -15,7 +15,7 @@ import {
   setHeaderOptions,
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
-import { ResticError } from '../../errors.js';
+import { ResticError } from '../../index.js';
 
 export interface KubeClients {
   core: CoreV1Api;

@@ -6,7 +6,7 @@ import { chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ResticError } from '../../errors.js';
+import { ResticError } from '../../index.js';
 import { firstLine, runProcess } from './process.js';
 
 export const DEFAULT_PG_BIN = '/usr/lib/postgresql/15/bin';

@@ -1,6 +1,6 @@
 // Bounded child processes for the dev environment (PostgreSQL tools, psql).
 import { spawn } from 'node:child_process';
-import { ResticError } from '../../errors.js';
+import { ResticError } from '../../index.js';
 
 export interface ProcessOptions {
   env?: NodeJS.ProcessEnv;

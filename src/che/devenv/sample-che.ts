@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KubeConfig, V1ConfigMap, V1Deployment, V1Secret } from '@kubernetes/client-node';
-import { ResticError } from '../../errors.js';
+import { ResticError } from '../../index.js';
 import type { Postgres, PgConnectionEnv } from './postgres.js';
 import { applyCrds, crdDirectory, isApiStatus, kubeClients, orNotFound, waitFor } from './kube.js';
 
