@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../src/backends/local/local.js';
-import { backup, type BackupOptions, type BackupResult } from '../src/commands/backup.js';
+import { backup, type BackupItemEvent, type BackupOptions, type BackupResult, type BackupStatus, type ScanTotals } from '../src/commands/backup.js';
 import { Repository } from '../src/repo/repository.js';
 import { makeTempDir, removeDir, resticSnapshots } from './helpers/fixtures.js';
 import { CLI, expectOk, formatRun, jsonLines, ours, restic, run } from './helpers/run.js';
@@ -47,6 +47,9 @@ beforeAll(async () => {
   fileCount++;
   await symlink('small.txt', path.join(src, 'link'));
   spawnSync('mkfifo', [path.join(src, 'fifo')]);
+  // Device nodes need CAP_MKNOD; without it the tree simply has none.
+  spawnSync('mknod', [path.join(src, 'chardev'), 'c', '1', '3']);
+  spawnSync('mknod', [path.join(src, 'blockdev'), 'b', '7', '200']);
   // restic leaves sockets out of snapshots.
   socketServer = createServer();
   await new Promise<void>((resolve) => socketServer.listen(path.join(src, 'sock'), resolve));
@@ -213,6 +216,38 @@ describe('backup', () => {
     const resticSummary = theirs.find((l) => l.message_type === 'summary')!;
     expect(Object.keys(summary[0]!).sort()).toEqual(Object.keys(resticSummary).sort());
     expect(summary[0]).toMatchObject({ files_new: fileCount, data_blobs: 0, total_files_processed: fileCount, total_bytes_processed: totalBytes });
+  });
+
+  it('library progress: scanner totals, status updates, item events', async () => {
+    const repo = await initRepo('progress');
+    const statuses: BackupStatus[] = [];
+    const items: BackupItemEvent[] = [];
+    let totals: ScanTotals | undefined;
+    const r = await ourBackup(repo, {
+      statusIntervalMs: 1,
+      onStatus: (s) => statuses.push(s),
+      onItem: (e) => items.push(e),
+      onScanFinished: (t) => (totals = t),
+    });
+    expect(totals).toMatchObject({ files: fileCount, bytes: totalBytes });
+    expect(statuses.length).toBeGreaterThan(0);
+    for (let i = 1; i < statuses.length; i++) expect(statuses[i]!.bytesDone).toBeGreaterThanOrEqual(statuses[i - 1]!.bytesDone);
+    expect(items.filter((e) => e.type === 'file' && e.action === 'new')).toHaveLength(fileCount);
+    expect(items.find((e) => e.item === '/src/dir/sub/large.bin')?.stats.dataSize).toBe(3 * 1024 * 1024 + 12345);
+    expect(r.stats.dirs.new).toBe(items.filter((e) => e.type === 'dir').length);
+  });
+
+  it('-v / -vv messages have restic\'s shape', async () => {
+    const repo = await initRepo('verbose');
+    const shape = (out: string) =>
+      out
+        .split('\n')
+        .map((l) => l.replace(/\b[0-9a-f]{8}\b/g, 'ID').replace(/\/src\S*/, 'PATH').replace(/[\d.]+ ?(B|KiB|MiB|s)\b/g, 'N').replace(/\d+/g, 'N').replace(/ +/g, ' '))
+        .filter((l, i, all) => all.indexOf(l) === i)
+        .sort();
+    const theirs = expectOk('restic -vv', await restic([...g(repo), 'backup', '-vv', 'src'], { cwd: work }));
+    const mine = expectOk('ours -vv', await ours([...g(repo), 'backup', '-vv', '--force', 'src'], { cwd: work }));
+    expect(shape(mine.stdout)).toEqual(shape(theirs.stdout));
   });
 
   it('--stdin stores the stream as one file that restic dumps byte-equal', async () => {

@@ -1,16 +1,16 @@
 // Counts what a backup will cover (files, directories, bytes) while the archiver runs, so progress can
-// show totals and an ETA. Applies the same exclusion rules; never reads file contents.
-import { lstat, readdir } from 'node:fs/promises';
+// show totals and an ETA. Applies the same exclusion rules; never reads file contents. Each directory
+// is listed and stat'ed synchronously (cheap for cached metadata), then the scanner yields to the
+// archiver before the next one.
+import { lstatSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { mapLimit } from '../util/concurrency.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Excluder } from './exclude.js';
 import { pathError } from './item-error.js';
 import { baseName, joinPath, parentDir } from './paths.js';
 import type { Progress } from './progress.js';
 import { sortedNames, type TargetTree } from './targets.js';
 
-/** lstat calls in flight while scanning one directory. */
-const STAT_CONCURRENCY = 16;
 export class Scanner {
   private stopped = false;
 
@@ -39,43 +39,49 @@ export class Scanner {
         continue;
       }
       const abs = Buffer.from(resolve(this.cwd, sub.path));
-      await this.scanDirEntries(parentDir(abs), [baseName(abs)]);
+      await this.scanEntries(parentDir(abs), [baseName(abs)]);
     }
   }
 
-  private async scanDirEntries(dir: Buffer, names: Buffer[]): Promise<void> {
-    const tags = await this.excluder.dirTags(dir);
-    const subdirs = await mapLimit(names, STAT_CONCURRENCY, async (name): Promise<Buffer | undefined> => {
-      const path = joinPath(dir, name);
-      if (this.stopped || this.excluder.rejectByName(path, name, tags)) return undefined;
-      let st;
-      try {
-        st = await lstat(path);
-      } catch (err) {
-        this.progress.error(path.toString(), pathError('lstat', path.toString(), err), 'scan');
-        return undefined;
+  /** Depth-first over the entries of `dir` and everything below them, one directory per turn. */
+  private async scanEntries(dir: Buffer, names: Buffer[]): Promise<void> {
+    const totals = this.progress.totals;
+    const pending: { dir: Buffer; names: Buffer[] }[] = [{ dir, names }];
+    while (pending.length && !this.stopped) {
+      const { dir: d, names: entries } = pending.pop()!;
+      const tags = await this.excluder.dirTags(d);
+      const subdirs: Buffer[] = [];
+      for (const name of entries) {
+        const path = joinPath(d, name);
+        if (this.excluder.rejectByName(path, name, tags)) continue;
+        let st;
+        try {
+          st = lstatSync(path);
+        } catch (err) {
+          this.progress.error(path.toString(), pathError('lstat', path.toString(), err), 'scan');
+          continue;
+        }
+        if (this.excluder.needsInfo && this.excluder.rejectByInfo(path, { isDir: st.isDirectory(), size: st.size, dev: st.dev })) continue;
+        if (st.isFile()) {
+          totals.files++;
+          totals.bytes += st.size;
+        } else if (st.isDirectory()) subdirs.push(path);
+        else totals.others++;
       }
-      if (this.excluder.needsInfo && (this.excluder.rejectByInfo(path, { isDir: st.isDirectory(), size: st.size, dev: st.dev }))) return undefined;
-      if (st.isFile()) {
-        this.progress.totals.files++;
-        this.progress.totals.bytes += st.size;
-      } else if (st.isDirectory()) return path;
-      else this.progress.totals.others++;
-      this.progress.scanUpdated();
-      return undefined;
-    });
-    for (const sub of subdirs) {
-      if (!sub || this.stopped) continue;
-      let entries: Buffer[];
-      try {
-        entries = await readdir(sub, { encoding: 'buffer' });
-      } catch (err) {
-        this.progress.error(sub.toString(), pathError('open', sub.toString(), err, 'Open'), 'scan');
-        continue;
+      // Pushed in reverse so that directories are visited in name order.
+      for (const sub of subdirs.reverse()) {
+        let children: Buffer[];
+        try {
+          children = readdirSync(sub, { encoding: 'buffer' });
+        } catch (err) {
+          this.progress.error(sub.toString(), pathError('open', sub.toString(), err, 'Open'), 'scan');
+          continue;
+        }
+        totals.dirs++;
+        pending.push({ dir: sub, names: children.sort(Buffer.compare) });
       }
-      await this.scanDirEntries(sub, entries.sort(Buffer.compare));
-      this.progress.totals.dirs++;
       this.progress.scanUpdated();
+      await nextTurn();
     }
   }
 }

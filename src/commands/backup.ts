@@ -87,6 +87,9 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
   const host = options.hostname ?? osHostname();
 
   return withLock(repo, false, async () => {
+    // Both are mostly waiting for the backend: load the index while the parent is looked for.
+    const indexLoading = repo.loadIndex();
+    indexLoading.catch(() => undefined);
     const excluder = await Excluder.create(options, targets, { cwd, env: options.env, warn, stdin: options.stdin !== undefined });
     const parent =
       options.stdin || options.force
@@ -98,7 +101,7 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
             notAfterNs: timeNs,
           });
     options.onParent?.(parent);
-    await repo.loadIndex();
+    await indexLoading;
 
     const progress = new Progress(options);
     const blobs = options.dryRun ? dryRunBlobSaver(repo) : repositoryBlobSaver(repo);

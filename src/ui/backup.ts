@@ -46,7 +46,8 @@ export class BackupPrinter {
       this.term.print(goJSON(line));
       return;
     }
-    this.term.setStatus([statusLine(s), ...s.currentFiles]);
+    // Small files wait for their blobs in numbers; like restic's two readers, show two at most.
+    this.term.setStatus([statusLine(s), ...s.currentFiles.slice(0, 2)]);
   }
 
   error(e: BackupErrorEvent): void {

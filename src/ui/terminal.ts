@@ -70,7 +70,7 @@ export class StatusTerminal {
 
   /** Cuts a line to the terminal width so that it never wraps (wrapping would break the redraw). */
   private fit(line: string): string {
-    const width = this.streams.out.columns ?? 80;
+    const width = this.streams.out.columns || 80;
     const chars = [...line];
     return chars.length < width ? line : chars.slice(0, Math.max(0, width - 1)).join('');
   }
