@@ -1,0 +1,215 @@
+// Restore at restic 0.14's level: the same files as restic for include/exclude patterns, --verify,
+// --sparse, --dry-run, each pack read once, and failures that leave the target untouched.
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalBackend, Repository, type Backend } from '../src/index.js';
+import { restoreTree } from '../src/restorer/restorer.js';
+import { makeTempDir, removeDir, removeResticRepos, resticRepos, type ResticRepos } from './helpers/fixtures.js';
+import { compareTrees, scanTree, summarize } from './helpers/fstree.js';
+import { expectOk, formatRun, ours, restic, run } from './helpers/run.js';
+
+let fx: ResticRepos;
+let work: string;
+let n = 0;
+
+beforeAll(async () => {
+  fx = await resticRepos();
+  work = await makeTempDir('restore');
+});
+
+afterAll(async () => {
+  await removeDir(work);
+  await removeResticRepos();
+});
+
+const g = (name = 'v2-auto' as const) => ['-r', fx.repo(name), '--password-file', fx.passwordFile];
+const fresh = (label: string) => path.join(work, `${label}-${n++}`);
+
+describe('include / exclude: the same files, modes, times and links as restic 0.14', () => {
+  const cases: string[][] = [
+    ['--include', '*.sh', '--include', '{src}/hard'],
+    ['--exclude', 'many', '--exclude', '*.bin'],
+    ['--iinclude', '*CAFE*'],
+    ['--iexclude', 'NAMES', '--exclude', '{src}/big/**'],
+    ['--include', 'nested/a/b'],
+    ['--include', '{src}/empty/empty-dir*'],
+    ['--include', '{src}/links/to-*', '--include', 'f00?.txt'],
+    ['--exclude', '{src}'],
+    ['--include', 'no-such-name'],
+  ];
+  it.each(cases)('%s %s %s %s', async (...flags) => {
+    const args = flags.map((f) => f.replace('{src}', fx.src));
+    const theirs = fresh('theirs');
+    const mine = fresh('mine');
+    expectOk('restic restore', await restic([...g(), 'restore', 'latest', '--target', theirs, ...args]));
+    const r = expectOk('our restore', await ours([...g(), 'restore', 'latest', '--target', mine, ...args]));
+    expect(r.stdout).toContain(`restoring <Snapshot `);
+    const exists = await stat(theirs).then(() => true, () => false);
+    if (!exists) {
+      // restic creates the target only when it restores something.
+      expect(await readdir(mine)).toEqual([]);
+      return;
+    }
+    const diffs = compareTrees(await scanTree(theirs), await scanTree(mine), { mtime: 'us', rootMeta: false, hardlinks: true });
+    expect(diffs, summarize(diffs)).toEqual([]);
+  });
+});
+
+it('a full restore equals restic\'s, and --verify checks as many files as restic does', async () => {
+  const theirs = fresh('theirs');
+  const mine = fresh('mine');
+  const t = expectOk('restic restore --verify', await restic([...g('v1'), 'restore', 'latest', '--target', theirs, '--verify']));
+  const m = expectOk('our restore --verify', await ours([...g('v1'), 'restore', 'latest', '--target', mine, '--verify']));
+  const count = (s: string) => /finished verifying (\d+) files/.exec(s)?.[1];
+  expect(count(m.stdout)).toBeDefined();
+  expect(count(m.stdout)).toBe(count(t.stdout));
+  const diffs = compareTrees(await scanTree(theirs), await scanTree(mine), { mtime: 'us', rootMeta: false, hardlinks: true });
+  expect(diffs, summarize(diffs)).toEqual([]);
+});
+
+it('--verify notices a file that differs from the snapshot', async () => {
+  const repo = await Repository.open(new LocalBackend(fx.repo('v2-auto')), 'correct horse battery staple');
+  const snap = await repo.findSnapshot('latest');
+  const target = fresh('verify');
+  // Restore with a select function that corrupts nothing, then restore again with verify after damage:
+  // verification reads what is on disk, so damage it between the two calls via onVerifyStart.
+  await expect(
+    restoreTree(repo, snap.tree, {
+      target,
+      subfolder: `${fx.src}/text`,
+      verify: true,
+      onVerifyStart: () => {
+        execFileSync('sh', ['-c', `printf X | dd of='${target}/small.txt' bs=1 seek=3 conv=notrunc 2>/dev/null`]);
+      },
+    }),
+  ).rejects.toThrow(/verify \/small.txt: unexpected content at offset 0/);
+});
+
+it('--sparse leaves zero blocks as holes; without it they are written', async () => {
+  const file = `${fx.src}/big/zeros-9m.bin`;
+  const sparse = fresh('sparse');
+  const dense = fresh('dense');
+  expectOk('restore --sparse', await ours([...g(), 'restore', 'latest', '--target', sparse, '--sparse', '--include', file, '--include', `${fx.src}/text`]));
+  expectOk('restore', await ours([...g(), 'restore', 'latest', '--target', dense, '--include', file]));
+  const [s, d] = await Promise.all([stat(path.join(sparse, file)), stat(path.join(dense, file))]);
+  expect(s.size).toBe(9 * 1024 * 1024);
+  expect(d.size).toBe(9 * 1024 * 1024);
+  expect(s.blocks * 512).toBeLessThan(1024 * 1024);
+  expect(d.blocks * 512).toBeGreaterThanOrEqual(9 * 1024 * 1024);
+  expect((await readFile(path.join(sparse, file))).equals(Buffer.alloc(9 * 1024 * 1024))).toBe(true);
+  // Non-zero content is unaffected.
+  const diffs = compareTrees(await scanTree(path.join(fx.src, 'text')), await scanTree(path.join(sparse, fx.src, 'text')), { mtime: 'us', rootMeta: true, hardlinks: false });
+  expect(diffs, summarize(diffs)).toEqual([]);
+});
+
+it('--dry-run writes nothing and lists exactly what a restore creates', async () => {
+  const target = fresh('dry');
+  const args = ['--include', `${fx.src}/names/dir*`, '--include', `${fx.src}/hard`, '--include', '*.sh', '--include', 'empty'];
+  const r = expectOk('restore --dry-run', await ours([...g(), 'restore', 'latest', '--target', target, '--dry-run', ...args]));
+  await expect(stat(target)).rejects.toThrow();
+  const listed = r.stdoutBytes
+    .toString('latin1')
+    .split('\n')
+    .filter((l) => l.startsWith('would restore '))
+    .map((l) => l.slice('would restore '.length))
+    .sort();
+  const real = fresh('real');
+  expectOk('restore', await ours([...g(), 'restore', 'latest', '--target', real, ...args]));
+  const restored = [...(await scanTree(real)).keys()].filter((k) => k !== '').map((k) => `/${k}`).sort();
+  expect(listed.length).toBeGreaterThan(15);
+  expect(listed).toEqual(restored);
+});
+
+/** A backend that counts loads of data/ files by name. */
+function counting(inner: Backend): { backend: Backend; loads: Map<string, number> } {
+  const loads = new Map<string, number>();
+  const backend: Backend = {
+    location: inner.location,
+    create: () => inner.create(),
+    save: (t, name, d) => inner.save(t, name, d),
+    load: (t, name, offset, length) => {
+      if (t === 'data') loads.set(name, (loads.get(name) ?? 0) + 1);
+      return inner.load(t, name, offset, length);
+    },
+    stat: (t, name) => inner.stat(t, name),
+    list: (t, signal) => inner.list(t, signal),
+    remove: (t, name) => inner.remove(t, name),
+    close: () => inner.close(),
+  };
+  return { backend, loads };
+}
+
+it('reads every pack holding file content once per restore', async () => {
+  for (const snapshotIndex of [0, 1]) {
+    const { backend, loads } = counting(new LocalBackend(fx.repo('v2-auto')));
+    const repo = await Repository.open(backend, 'correct horse battery staple');
+    const snap = (await repo.snapshots())[snapshotIndex]!;
+    await repo.loadIndex();
+    loads.clear();
+    const stats = await restoreTree(repo, snap.tree, { target: fresh('count') });
+    expect(stats.bytes).toBeGreaterThan(50 * 1024 * 1024);
+    const dataPacks = [...loads.keys()].filter((p) => repo.index.packs.get(p)!.some((b) => b.type === 'data'));
+    expect(dataPacks.length).toBeGreaterThan(1);
+    for (const p of dataPacks) expect(loads.get(p), `loads of data pack ${p}`).toBe(1);
+  }
+});
+
+it('a damaged pack fails the restore naming the pack, and leaves nothing in the target', async () => {
+  const repo = fresh('damaged-repo');
+  expectOk('cp -a', await run('cp', ['-a', fx.repo('v2-auto'), repo]));
+  const r = await Repository.open(new LocalBackend(repo), 'correct horse battery staple');
+  await r.loadIndex();
+  // The data pack of the largest size, damaged in the middle of a blob.
+  const [packId, blobs] = [...r.index.packs].filter(([, b]) => b[0]!.type === 'data').sort((a, b) => b[1].length - a[1].length)[0]!;
+  const blob = blobs[Math.floor(blobs.length / 2)]!;
+  const file = path.join(repo, 'data', packId.slice(0, 2), packId);
+  await (await import('node:fs/promises')).chmod(file, 0o600);
+  const fh = await open(file, 'r+');
+  await fh.write(Buffer.from([0xff]), 0, 1, blob.offset + Math.floor(blob.length / 2));
+  await fh.close();
+
+  const existing = fresh('existing');
+  await mkdir(existing);
+  await writeFile(path.join(existing, 'keep.txt'), 'mine\n');
+  for (const target of [fresh('new-target'), existing]) {
+    const res = await ours(['-r', repo, '--password-file', fx.passwordFile, 'restore', 'latest', '--target', target]);
+    const info = formatRun('restore from damaged repo', res);
+    expect(res.code, info).toBe(1);
+    expect(res.stderr.trim().split('\n'), info).toHaveLength(1);
+    expect(res.stderr, info).toContain(packId);
+    if (target === existing) expect(await readdir(existing)).toEqual(['keep.txt']);
+    else await expect(stat(target)).rejects.toThrow();
+  }
+});
+
+it('an unwritable target is a one-line error', async () => {
+  const target = fresh('immutable');
+  await mkdir(target);
+  const locked = await run('chattr', ['+i', target]);
+  try {
+    if (locked.code !== 0) {
+      // Without chattr support, a path below a regular file cannot be created either.
+      await writeFile(path.join(work, 'a-file'), '');
+      const res = await ours([...g(), 'restore', 'latest', '--target', path.join(work, 'a-file', 'sub')]);
+      expect(res.code, formatRun('restore', res)).toBe(1);
+      expect(res.stderr).toMatch(/^Fatal: cannot create target .*ENOTDIR\n$/);
+      return;
+    }
+    const res = await ours([...g(), 'restore', 'latest', '--target', target]);
+    expect(res.code, formatRun('restore', res)).toBe(1);
+    expect(res.stderr).toMatch(/^Fatal: cannot write to target .*EPERM\n$/);
+  } finally {
+    if (locked.code === 0) await run('chattr', ['-i', target]);
+  }
+  expect(await readdir(target)).toEqual([]);
+});
+
+it('restores the subfolder of snapshot:subfolder into the target', async () => {
+  const target = fresh('sub');
+  expectOk('restore', await ours([...g('v2-max'), 'restore', `latest:${fx.src}/modes`, '--target', target]));
+  const diffs = compareTrees(await scanTree(path.join(fx.src, 'modes')), await scanTree(target), { mtime: 'us', rootMeta: false, hardlinks: false });
+  expect(diffs, summarize(diffs)).toEqual([]);
+  expect((await lstat(path.join(target, 'dir-0555'))).mode & 0o777).toBe(0o555);
+});
