@@ -1,11 +1,13 @@
 // Decoding pack ranges and writing their blobs into files. This runs on worker threads when they are
 // available: MAC, AES, zstd and SHA-256 are most of a restore's CPU time, and doing the writes there
 // too keeps the plaintext off the main thread (which only reads packs).
-import { closeSync, constants as fsc, existsSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { createCipheriv, createDecipheriv, createHash, timingSafeEqual } from 'node:crypto';
+import { closeSync, constants as fsc, existsSync, ftruncateSync, openSync, writeSync, writevSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { CiphertextError, decrypt, sha256Hex, type MasterKey } from '../crypto/index.js';
+import { CiphertextError, CRYPTO_OVERHEAD, decrypt, type MasterKey } from '../crypto/index.js';
+import { poly1305Wasm } from '../crypto/poly1305-wasm.js';
 import { IntegrityError, ResticError } from '../errors.js';
 import { decompress } from '../repo/compression.js';
 import type { Id } from '../repo/id.js';
@@ -34,25 +36,78 @@ export interface RangeJob {
 
 /** Decrypts, decompresses and checks one stored blob (the same checks as Repository.decodeBlob). */
 export function decodeStoredBlob(key: MasterKey, packId: Id, blob: PackedBlob, stored: Uint8Array): Uint8Array {
-  let plain: Uint8Array;
-  try {
-    plain = decrypt(key, stored);
-  } catch (err) {
-    if (err instanceof CiphertextError) throw new IntegrityError(`pack ${packId}: ${blob.type} blob ${blob.id}: ciphertext verification failed`);
-    throw err;
-  }
-  if (blob.uncompressedLength !== undefined) plain = storedFrame(plain, blob.uncompressedLength) ?? decompress(plain, blob.uncompressedLength);
-  if (sha256Hex(plain) !== blob.id) throw new IntegrityError(`pack ${packId}: ${blob.type} blob ${blob.id}: content does not match its id`);
-  return plain;
+  const pieces = decodeBlobPieces(key, packId, blob, stored);
+  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+}
+
+const integrity = (packId: Id, blob: PackedBlob, what: string) => new IntegrityError(`pack ${packId}: ${blob.type} blob ${blob.id}: ${what}`);
+
+/** Poly1305's r with the bits it ignores cleared (restic may store it unclamped). */
+function clampR(r: Uint8Array): Buffer {
+  const c = Buffer.from(r);
+  for (const i of [3, 7, 11, 15]) c[i]! &= 15;
+  for (const i of [4, 8, 12]) c[i]! &= 252;
+  return c;
 }
 
 /**
- * The content of a zstd frame made only of raw and RLE blocks, or undefined for anything else (then
- * the real decoder runs). restic compresses every blob of a v2 repository, so incompressible data
- * arrives as such frames, and copying their blocks is much cheaper than the WebAssembly decoder. The
- * frame's optional checksum is not checked: the caller checks the SHA-256 of the result.
+ * restic's decryption (MAC over IV ‖ ciphertext checked first, then AES-256-CTR) written for the
+ * restore's hot path: the plaintext is the one buffer the cipher allocates. This is the same
+ * construction as crypto/suite.ts's decrypt, which allocates and copies twice more per blob; on
+ * runtimes without WebAssembly it is used instead.
  */
-export function storedFrame(frame: Uint8Array, expectedLength: number): Uint8Array | undefined {
+function decryptBlob(key: MasterKey, packId: Id, blob: PackedBlob, stored: Uint8Array): Uint8Array {
+  if (!poly1305Wasm) {
+    try {
+      return decrypt(key, stored);
+    } catch (err) {
+      if (err instanceof CiphertextError) throw integrity(packId, blob, 'ciphertext verification failed');
+      throw err;
+    }
+  }
+  if (stored.length < CRYPTO_OVERHEAD) throw integrity(packId, blob, 'ciphertext verification failed');
+  const iv = stored.subarray(0, 16);
+  const body = stored.subarray(16, stored.length - 16);
+  const ecb = createCipheriv('aes-128-ecb', key.macK, null).setAutoPadding(false);
+  const oneTime = Buffer.concat([clampR(key.macR), ecb.update(iv), ecb.final()]);
+  const tag = poly1305Wasm(body, oneTime);
+  if (!timingSafeEqual(tag, stored.subarray(stored.length - 16))) throw integrity(packId, blob, 'ciphertext verification failed');
+  return createDecipheriv('aes-256-ctr', key.encrypt, iv).update(body);
+}
+
+/**
+ * The plaintext of a stored blob as consecutive pieces (views into the decrypted buffer where the
+ * zstd frame stores its data raw), after checking MAC, decompression and SHA-256.
+ */
+export function decodeBlobPieces(key: MasterKey, packId: Id, blob: PackedBlob, stored: Uint8Array): Uint8Array[] {
+  const plain = decryptBlob(key, packId, blob, stored);
+  let pieces = [plain];
+  if (blob.uncompressedLength !== undefined) {
+    const expected = blob.uncompressedLength;
+    pieces =
+      storedFrame(plain, expected) ??
+      (() => {
+        try {
+          return [decompress(plain, expected)];
+        } catch (err) {
+          throw integrity(packId, blob, (err as Error).message);
+        }
+      })();
+  }
+  const hash = createHash('sha256');
+  for (const p of pieces) hash.update(p);
+  if (hash.digest('hex') !== blob.id) throw integrity(packId, blob, 'content does not match its id');
+  return pieces;
+}
+
+/**
+ * The content of a zstd frame made only of raw and RLE blocks, as pieces (raw blocks are views into
+ * `frame`), or undefined for anything else (then the real decoder runs). restic compresses every
+ * blob of a v2 repository, so incompressible data arrives as such frames, and handing their blocks
+ * on is much cheaper than running the WebAssembly decoder. The frame's optional checksum is not
+ * checked: the caller checks the SHA-256 of the result.
+ */
+export function storedFrame(frame: Uint8Array, expectedLength: number): Uint8Array[] | undefined {
   // Magic number 0xFD2FB528, little endian.
   if (frame.length < 6 || frame[0] !== 0x28 || frame[1] !== 0xb5 || frame[2] !== 0x2f || frame[3] !== 0xfd) return undefined;
   const descriptor = frame[4]!;
@@ -62,7 +117,7 @@ export function storedFrame(frame: Uint8Array, expectedLength: number): Uint8Arr
   const dictBytes = [0, 1, 2, 4][descriptor & 3]!;
   const fcsBytes = fcsFlag === 0 ? (singleSegment ? 1 : 0) : [0, 2, 4, 8][fcsFlag]!;
   let pos = 5 + (singleSegment ? 0 : 1) + dictBytes + fcsBytes;
-  const out = Buffer.allocUnsafe(expectedLength);
+  const pieces: Uint8Array[] = [];
   let size = 0;
   for (;;) {
     if (pos + 3 > frame.length) return undefined;
@@ -73,11 +128,11 @@ export function storedFrame(frame: Uint8Array, expectedLength: number): Uint8Arr
     if (size + blockSize > expectedLength) return undefined;
     if (type === 0) {
       if (pos + blockSize > frame.length) return undefined;
-      out.set(frame.subarray(pos, pos + blockSize), size);
+      pieces.push(frame.subarray(pos, pos + blockSize));
       pos += blockSize;
     } else if (type === 1) {
       if (pos + 1 > frame.length) return undefined;
-      out.fill(frame[pos]!, size, size + blockSize);
+      pieces.push(Buffer.alloc(blockSize, frame[pos]!));
       pos += 1;
     } else return undefined;
     size += blockSize;
@@ -86,7 +141,7 @@ export function storedFrame(frame: Uint8Array, expectedLength: number): Uint8Arr
   const checksum = descriptor & 0x04 ? 4 : 0;
   // Exactly one frame of exactly the expected size; anything else goes to the real decoder.
   if (pos + checksum !== frame.length || size !== expectedLength) return undefined;
-  return out;
+  return pieces;
 }
 
 const SPARSE_BLOCK = 4096;
@@ -108,12 +163,18 @@ export class RangeWriter {
   write(job: RangeJob): number {
     let bytes = 0;
     for (const b of job.blobs) {
-      const plain = decodeStoredBlob(this.key, job.packId, b, job.data.subarray(b.offset, b.offset + b.length));
+      const pieces = decodeBlobPieces(this.key, job.packId, b, job.data.subarray(b.offset, b.offset + b.length));
+      const length = pieces.reduce((n, p) => n + p.length, 0);
       for (const t of b.targets) {
         const fd = this.open(t);
-        if (this.sparse) writeSparse(fd, plain, t.offset);
-        else writeAll(fd, plain, 0, plain.length, t.offset);
-        bytes += plain.length;
+        if (this.sparse) {
+          let offset = t.offset;
+          for (const p of pieces) {
+            writeSparse(fd, p, offset);
+            offset += p.length;
+          }
+        } else writePieces(fd, pieces, t.offset);
+        bytes += length;
       }
     }
     return bytes;
@@ -157,6 +218,18 @@ export class RangeWriter {
     }
     this.fds.clear();
     if (first !== undefined) throw first;
+  }
+}
+
+/** Writes the pieces one after the other from `offset`, with as few system calls as possible. */
+function writePieces(fd: number, pieces: readonly Uint8Array[], offset: number): void {
+  const left = [...pieces];
+  while (left.length > 0) {
+    let n = writevSync(fd, left, offset);
+    offset += n;
+    // A short write: drop what was written and go on with the rest.
+    while (left.length > 0 && n >= left[0]!.length) n -= left.shift()!.length;
+    if (n > 0) left[0] = left[0]!.subarray(n);
   }
 }
 
