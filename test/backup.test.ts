@@ -159,6 +159,10 @@ describe('backup', () => {
       expect(third.read).toBe(data.length);
       expect(third.stats.files).toEqual({ new: 0, changed: 1, unmodified: fileCount - 1 });
       expect(third.stats.dataBlobs).toBe(1);
+      // Trees reused from the parent and trees written anew are exactly restic's.
+      const r = expectOk('restic backup', await restic([...g(repo), 'backup', '--host', 'test-host', 'src'], { cwd: work }));
+      const id = /snapshot ([0-9a-f]{8}) saved/.exec(r.stdout)![1]!;
+      expect((await resticSnapshots(repo, passwordFile)).find((s) => s.short_id === id)!.tree).toBe(third.snapshot.tree);
     });
 
     it('a new ctime alone means changed, unless --ignore-ctime / --ignore-inode', async () => {

@@ -20,7 +20,7 @@ import type { Excluder } from './exclude.js';
 import { FileSaver } from './file-saver.js';
 import { isErrnoError, ItemError, pathError } from './item-error.js';
 import { lstatEntry, nodeFromStats, OwnerNames } from './node-stat.js';
-import { fileChanged, loadParentDir, nameKey, type ChangeOptions, type ParentDir } from './parent.js';
+import { encodesEqual, fileChanged, nameKey, ParentTreeLoader, type ChangeOptions, type ParentDir } from './parent.js';
 import { joinPath, parentDir } from './paths.js';
 import type { Progress } from './progress.js';
 import { emptyItemStats } from './stats.js';
@@ -59,6 +59,15 @@ function ready(node: Node): Future {
   return { done: Promise.resolve(node) };
 }
 
+/** The new entries of a directory are those of its parent tree, field for field. */
+function sameNodes(nodes: readonly Node[], old: ParentDir): boolean {
+  if (!old.reusable || nodes.length !== old.byName.size) return false;
+  return nodes.every((n) => {
+    const o = old.byName.get(nameKey(n.rawName));
+    return o !== undefined && encodesEqual(n, o);
+  });
+}
+
 function snJoin(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }
@@ -68,6 +77,7 @@ export class Archiver {
   private readonly chunker: Chunker;
   private readonly treeLoads = new Semaphore(TREE_LOADS);
   private readonly owners = new OwnerNames();
+  private readonly parentTrees: ParentTreeLoader;
   /** The first error that aborts the backup (repository or backend failure). */
   private failure: { error: unknown } | undefined;
 
@@ -76,6 +86,7 @@ export class Archiver {
     private readonly opts: ArchiverOptions,
   ) {
     this.chunker = new Chunker(parsePolynomial(repo.config.chunkerPolynomial));
+    this.parentTrees = new ParentTreeLoader(repo);
     this.fileSaver = new FileSaver(opts.blobs, this.chunker, { concurrency: opts.fileConcurrency ?? 2, onRead: opts.onRead });
   }
 
@@ -161,7 +172,7 @@ export class Archiver {
   private loadTree(id: Id, item: string): Promise<ParentDir | undefined> {
     return this.treeLoads.run(async () => {
       try {
-        return await loadParentDir(this.repo, id);
+        return await this.parentTrees.load(id);
       } catch (err) {
         const message = this.repo.index.has('tree', id)
           ? `tree ${id} could not be loaded; the repository could be damaged: ${(err as Error).message}`
@@ -180,7 +191,7 @@ export class Archiver {
       const sub = atree.nodes.get(name)!;
       const rawName = Buffer.from(name);
       const item = snJoin(snPath, name);
-      const old = previous?.get(nameKey(rawName));
+      const old = previous?.byName.get(nameKey(rawName));
       if (sub.path !== undefined) {
         const abs = Buffer.from(resolve(this.opts.cwd, sub.path));
         const [node] = await this.inspect([abs], [rawName], await this.opts.excluder.dirTags(parentDir(abs)));
@@ -306,7 +317,7 @@ export class Archiver {
     const paths = names.map((n) => joinPath(abs, n));
     const nodes = await this.inspect(paths, names, await this.opts.excluder.dirTags(abs));
     // Start loading the parent's trees of the subdirectories while the walk goes on.
-    const olds = nodes.map((n, i) => (n ? oldDir?.get(nameKey(names[i]!)) : undefined));
+    const olds = nodes.map((n, i) => (n ? oldDir?.byName.get(nameKey(names[i]!)) : undefined));
     const trees = olds.map((old, i) => {
       if (nodes[i]?.type !== 'dir' || old?.type !== 'dir' || !old.subtree) return undefined;
       const loading = this.loadTree(old.subtree, paths[i]!.toString());
@@ -322,7 +333,10 @@ export class Archiver {
       if (future) futures.push(future);
     }
     const done = (async () => {
-      const { id, stats } = await saveTree(this.opts.blobs, await this.settle(futures));
+      const children = await this.settle(futures);
+      // Nothing changed in here: the parent's tree blob is exactly what encoding would give.
+      const { id, stats } =
+        previous?.subtree && oldDir && sameNodes(children, oldDir) ? { id: previous.subtree, stats: emptyItemStats() } : await saveTree(this.opts.blobs, children);
       dirNode.subtree = id;
       this.opts.progress.completeItem(item + '/', previous, dirNode, stats, performance.now() - start);
       return dirNode;

@@ -31,17 +31,68 @@ export async function findParentSnapshot(repo: Repository, q: ParentQuery): Prom
   return candidates[candidates.length - 1];
 }
 
-/** A directory of the parent snapshot, by raw name. */
-export type ParentDir = Map<string, Node>;
+/** A directory of the parent snapshot. */
+export interface ParentDir {
+  byName: Map<string, Node>;
+  /**
+   * The tree blob is restic's own encoding of these nodes (read by the fast path, restic's framing),
+   * so a directory whose nodes all equal these has this very tree id.
+   */
+  reusable: boolean;
+}
 
 export function nameKey(rawName: Buffer): string {
   return rawName.toString('latin1');
 }
 
-export async function loadParentDir(repo: Repository, treeId: Id): Promise<ParentDir> {
-  const dir: ParentDir = new Map();
-  for (const n of decodeParentTree(await repo.loadBlob('tree', treeId))) dir.set(nameKey(n.rawName), n);
-  return dir;
+/** Packs holding parent trees are read whole once several of their trees are wanted, up to this size. */
+const MAX_PACK_READ = 16 * 1024 * 1024;
+const PACKS_KEPT = 4;
+
+/**
+ * Loads the parent snapshot's trees. A snapshot's trees were written together into few packs: after
+ * the second tree from one pack, the rest of that pack is read in one go instead of tree by tree.
+ */
+export class ParentTreeLoader {
+  private readonly perPack = new Map<Id, number>();
+  private readonly packs = new Map<Id, Promise<Uint8Array>>();
+
+  constructor(private readonly repo: Repository) {}
+
+  async load(treeId: Id): Promise<ParentDir> {
+    const data = await this.blob(treeId);
+    const fast = fastDecode(data);
+    const byName = new Map<string, Node>();
+    for (const n of fast ?? decodeTree(data)) byName.set(nameKey(n.rawName), n);
+    return { byName, reusable: fast !== undefined && hasResticFraming(data) };
+  }
+
+  private async blob(id: Id): Promise<Uint8Array> {
+    const loc = this.repo.index.lookup('tree', id);
+    if (!loc) return this.repo.loadBlob('tree', id); // reports the missing blob
+    let pack = this.packs.get(loc.packId);
+    if (pack) {
+      // Most recently used last.
+      this.packs.delete(loc.packId);
+      this.packs.set(loc.packId, pack);
+    } else {
+      const wanted = (this.perPack.get(loc.packId) ?? 0) + 1;
+      this.perPack.set(loc.packId, wanted);
+      const extent = Math.max(...(this.repo.index.packs.get(loc.packId) ?? []).map((b) => b.offset + b.length));
+      if (wanted < 2 || extent > MAX_PACK_READ) return this.repo.loadBlob('tree', id);
+      pack = this.repo.backend.load('data', loc.packId, 0, extent);
+      pack.catch(() => undefined);
+      this.packs.set(loc.packId, pack);
+      if (this.packs.size > PACKS_KEPT) this.packs.delete(this.packs.keys().next().value!);
+    }
+    return this.repo.decodeBlob(loc, loc.packId, (await pack).subarray(loc.offset, loc.offset + loc.length));
+  }
+}
+
+/** restic's compact encoding starts with the first node's name and ends with a newline. */
+function hasResticFraming(data: Uint8Array): boolean {
+  const head = Buffer.from(data.buffer, data.byteOffset, Math.min(data.length, 19)).toString('latin1');
+  return (head.startsWith('{"nodes":[{"name":"') || head.startsWith('{"nodes":[]}')) && data[data.length - 1] === 0x0a;
 }
 
 const KNOWN_FIELDS = new Set(['name', 'type', 'mode', 'mtime', 'atime', 'ctime', 'uid', 'gid', 'user', 'group', 'inode', 'device_id', 'size', 'links', 'linktarget', 'device', 'content', 'subtree', 'error']);
@@ -82,6 +133,11 @@ function id(v: unknown): string {
  * goes to the exact decoder (src/repo/tree.ts), which also reports malformed trees.
  */
 export function decodeParentTree(data: Uint8Array): Node[] {
+  return fastDecode(data) ?? decodeTree(data);
+}
+
+/** The fast path of decodeParentTree; undefined when the tree needs the exact decoder. */
+function fastDecode(data: Uint8Array): Node[] | undefined {
   try {
     const doc = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.length).toString('utf8')) as unknown;
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Unusual();
@@ -135,7 +191,7 @@ export function decodeParentTree(data: Uint8Array): Node[] {
       return node;
     });
   } catch (err) {
-    if (err instanceof Unusual || err instanceof SyntaxError || err instanceof ResticError) return decodeTree(data);
+    if (err instanceof Unusual || err instanceof SyntaxError || err instanceof ResticError) return undefined;
     throw err;
   }
 }
@@ -194,6 +250,33 @@ export function nodesEqual(a: Node, b: Node): boolean {
     (a.device ?? 0) === (b.device ?? 0) &&
     sameList(a.content, b.content, (x, y) => x === y) &&
     sameList(a.extendedAttributes, b.extendedAttributes, (x, y) => x.name === y.name && x.value.equals(y.value)) &&
+    a.subtree === b.subtree &&
+    (a.error ?? '') === (b.error ?? '')
+  );
+}
+
+/** Whether two nodes encode to the same tree JSON (every encoded field equal, times as strings). */
+export function encodesEqual(a: Node, b: Node): boolean {
+  return (
+    a.rawName.equals(b.rawName) &&
+    a.type === b.type &&
+    (a.mode ?? 0) === (b.mode ?? 0) &&
+    a.mtime === b.mtime &&
+    a.atime === b.atime &&
+    a.ctime === b.ctime &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    (a.user ?? '') === (b.user ?? '') &&
+    (a.group ?? '') === (b.group ?? '') &&
+    sameUint(a.inode, b.inode) &&
+    sameUint(a.deviceId, b.deviceId) &&
+    (a.size ?? 0) === (b.size ?? 0) &&
+    (a.links ?? 0) === (b.links ?? 0) &&
+    (a.linktarget ?? '') === (b.linktarget ?? '') &&
+    !a.extendedAttributes?.length &&
+    !b.extendedAttributes?.length &&
+    (a.device ?? 0) === (b.device ?? 0) &&
+    sameList(a.content, b.content, (x, y) => x === y) &&
     a.subtree === b.subtree &&
     (a.error ?? '') === (b.error ?? '')
   );
