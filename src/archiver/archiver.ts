@@ -5,6 +5,7 @@
 import { readdirSync, type BigIntStats } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Chunker, parsePolynomial } from '../chunker/index.js';
 import { ResticError, UsageError } from '../errors.js';
 import { goClean } from '../filter/gomatch.js';
@@ -29,6 +30,8 @@ import { saveTree } from './tree-saver.js';
 
 /** Parent-snapshot trees being loaded ahead of the walk. */
 const TREE_LOADS = 8;
+/** Entries stat'ed between two turns of the event loop. */
+const STAT_SLICE = 1024;
 /** Go's os.ModeDir. */
 const MODE_DIR = 0x80000000;
 
@@ -233,15 +236,22 @@ export class Archiver {
    */
   private async inspect(paths: readonly Buffer[], names: readonly Buffer[], parentTags: readonly string[]): Promise<(Node | undefined)[]> {
     const ex = this.opts.excluder;
-    const stats = paths.map((path, i): BigIntStats | undefined => {
-      if (ex.rejectByName(path, names[i]!, parentTags)) return undefined;
+    const stats: (BigIntStats | undefined)[] = [];
+    for (let i = 0; i < paths.length; i++) {
+      // A huge directory is stat'ed in slices, so that saving and progress are not held up meanwhile.
+      if (i > 0 && i % STAT_SLICE === 0) await nextTurn();
+      const path = paths[i]!;
+      if (ex.rejectByName(path, names[i]!, parentTags)) {
+        stats.push(undefined);
+        continue;
+      }
       try {
-        return lstatEntry(path);
+        stats.push(lstatEntry(path));
       } catch (err) {
         this.report(path.toString(), pathError('lstat', path.toString(), err));
-        return undefined;
+        stats.push(undefined);
       }
-    });
+    }
     await this.owners.load(stats);
     return stats.map((st, i) => {
       if (!st) return undefined;

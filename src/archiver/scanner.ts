@@ -51,7 +51,9 @@ export class Scanner {
       const { dir: d, names: entries } = pending.pop()!;
       const tags = await this.excluder.dirTags(d);
       const subdirs: Buffer[] = [];
-      for (const name of entries) {
+      for (let i = 0; i < entries.length; i++) {
+        if (i > 0 && i % 1024 === 0) await nextTurn();
+        const name = entries[i]!;
         const path = joinPath(d, name);
         if (this.excluder.rejectByName(path, name, tags)) continue;
         let st;
