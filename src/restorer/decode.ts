@@ -283,6 +283,9 @@ export class RangeDispatcher {
   private readonly pending = new Map<number, Pending>();
   private readonly local?: RangeWriter;
   private seq = 0;
+  private failure?: ResticError;
+  private closing = false;
+  private readonly exited = new Set<number>();
 
   /** `threads` 0 works on the calling thread. */
   constructor(key: MasterKey, sparse: boolean, threads: number) {
@@ -312,15 +315,23 @@ export class RangeDispatcher {
       if ('error' in reply) p.reject(reply.integrity ? new IntegrityError(reply.error) : new ResticError(reply.error));
       else p.resolve(reply.bytes);
     });
-    w.on('error', (err) => {
-      for (const p of this.pending.values()) p.reject(new ResticError(`restore thread failed: ${err.message}`));
+    // A thread that dies takes its jobs with it: fail everything waiting, and any later job.
+    const fail = (why: string) => {
+      this.failure ??= new ResticError(`restore thread failed: ${why}`);
+      for (const p of this.pending.values()) p.reject(this.failure);
       this.pending.clear();
+    };
+    w.on('error', (err) => fail(err.message));
+    w.on('exit', (code) => {
+      this.exited.add(index);
+      if (!this.closing) fail(`exited with code ${code}`);
     });
     this.workers.push(w);
     this.busy.push(0);
   }
 
   private send(index: number, req: WorkerRequest, transfer: ArrayBuffer[]): Promise<number> {
+    if (this.failure && !('close' in req)) return Promise.reject(this.failure);
     this.busy[index]!++;
     return new Promise((resolve, reject) => {
       this.pending.set(req.seq, { resolve, reject });
@@ -342,8 +353,15 @@ export class RangeDispatcher {
   async close(): Promise<void> {
     try {
       if (this.local) this.local.close();
-      else await Promise.all(this.workers.map((_, i) => this.send(i, { seq: this.seq++, close: true }, [])));
+      else {
+        // Every live thread closes its files, even after another failed.
+        const live = this.workers.map((_, i) => i).filter((i) => !this.exited.has(i));
+        const results = await Promise.allSettled(live.map((i) => this.send(i, { seq: this.seq++, close: true }, [])));
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      }
     } finally {
+      this.closing = true;
       await Promise.all(this.workers.map((w) => w.terminate()));
     }
   }
