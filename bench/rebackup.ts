@@ -6,7 +6,8 @@
  *   - new-data backup: restic into its copy, restic-ts into the other;
  *   - unchanged re-backup, `--runs` times, alternating tools (each run uses the previous snapshot as
  *     parent); ratios use the fastest run of each tool, medians are shown too.
- * restic-ts's unchanged runs must report "0 new, 0 changed" and "Added to the repository: 0 B".
+ * restic-ts's unchanged runs must report "0 new, 0 changed" and "Added to the repository: 0 B", and read
+ * (all reads of the process, from /proc/self/io) less than half the data set: no file contents.
  *
  *   node dist/bench/rebackup.js [--size 1G] [--small-files 20000] [--runs 3] [--tmp DIR] [--timeout S]
  *
@@ -51,7 +52,7 @@ function layout(seed: number): (lo: number, hi: number) => number {
   };
 }
 
-async function makeLarge(root: string, size: number): Promise<void> {
+async function makeLarge(root: string, size: number): Promise<number> {
   const rand = layout(1);
   const block = Buffer.allocUnsafe(8 * MiB);
   for (let i = 0, left = size; left > 0; i++) {
@@ -68,17 +69,26 @@ async function makeLarge(root: string, size: number): Promise<void> {
     }
     await fh.close();
   }
+  return size;
 }
 
-async function makeSmall(root: string, count: number): Promise<void> {
+async function makeSmall(root: string, count: number): Promise<number> {
   const rand = layout(2);
   const perDir = 100;
+  let bytes = 0;
   for (let i = 0; i < count; i += perDir) {
     const leaf = i / perDir;
     const dir = join(root, `a${leaf % 10}`, `b${Math.floor(leaf / 10) % 10}`, `c${Math.floor(leaf / 100)}`);
     await mkdir(dir, { recursive: true });
-    await Promise.all(Array.from({ length: Math.min(perDir, count - i) }, (_, j) => writeFile(join(dir, `f${i + j}.txt`), randomFillSync(Buffer.allocUnsafe(rand(1024, 8192))))));
+    await Promise.all(
+      Array.from({ length: Math.min(perDir, count - i) }, (_, j) => {
+        const data = randomFillSync(Buffer.allocUnsafe(rand(1024, 8192)));
+        bytes += data.length;
+        return writeFile(join(dir, `f${i + j}.txt`), data);
+      }),
+    );
   }
+  return bytes;
 }
 
 interface Run {
@@ -112,11 +122,12 @@ const min = (xs: number[]) => Math.min(...xs);
 interface SetResult {
   name: string;
   newData: { restic: number; ours: number; ratio: number };
-  unchanged: { restic: number[]; ours: number[]; ratioMin: number; ratioMedian: number };
+  /** oursBytesRead: everything restic-ts read per unchanged run (code, index, trees; no file contents). */
+  unchanged: { restic: number[]; ours: number[]; ratioMin: number; ratioMedian: number; oursBytesRead: number[] };
   problems: string[];
 }
 
-async function benchSet(work: string, name: string, data: string, pw: string): Promise<SetResult> {
+async function benchSet(work: string, name: string, data: string, dataBytes: number, pw: string): Promise<SetResult> {
   const repoA = join(work, `${name}-restic`);
   const repoB = join(work, `${name}-ours`);
   const problems: string[] = [];
@@ -125,7 +136,8 @@ async function benchSet(work: string, name: string, data: string, pw: string): P
   await cp(repoA, repoB, { recursive: true });
   // Relative targets (run in the parent directory) keep /tmp's changing metadata out of the snapshots.
   const restic = () => exec(RESTIC_BIN, ['-r', repoA, '--password-file', pw, '--cache-dir', join(work, 'restic-cache'), 'backup', basename(data)], dirname(data));
-  const ours = () => exec(process.execPath, [CLI, '-r', repoB, '--password-file', pw, 'backup', basename(data)], dirname(data));
+  // restic-ts runs under a wrapper that reports the bytes the process read in total (/proc/self/io).
+  const ours = () => exec(process.execPath, [join(work, 'rchar.mjs'), '-r', repoB, '--password-file', pw, 'backup', basename(data)], dirname(data));
   const step = async (what: string, f: () => Promise<Run>): Promise<Run> => {
     process.stderr.write(`${name}: ${what} ... `);
     const r = await f();
@@ -136,17 +148,22 @@ async function benchSet(work: string, name: string, data: string, pw: string): P
   const newR = await step('restic backup (new data)', restic);
   const newO = await step('restic-ts backup (new data)', ours);
   const unchanged = { restic: [] as number[], ours: [] as number[] };
+  const readBytes: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     unchanged.restic.push((await step(`restic backup (unchanged #${i + 1})`, restic)).seconds);
     const o = await step(`restic-ts backup (unchanged #${i + 1})`, ours);
     unchanged.ours.push(o.seconds);
     if (o.ok && !/Files: +0 new, +0 changed/.test(o.stdout)) problems.push(`restic-ts unchanged run #${i + 1} saw new or changed files`);
     if (o.ok && !/Added to the repository: 0 B /.test(o.stdout)) problems.push(`restic-ts unchanged run #${i + 1} added data`);
+    const read = Number(/rchar (\d+)/.exec(o.stderr)?.[1] ?? NaN);
+    readBytes.push(read);
+    // Parent reuse: file contents are not read again (what is read is code, index and trees).
+    if (!(read < dataBytes / 2)) problems.push(`restic-ts unchanged run #${i + 1} read ${read} bytes of a ${dataBytes}-byte data set`);
   }
   return {
     name,
     newData: { restic: newR.seconds, ours: newO.seconds, ratio: newO.seconds / newR.seconds },
-    unchanged: { ...unchanged, ratioMin: min(unchanged.ours) / min(unchanged.restic), ratioMedian: median(unchanged.ours) / median(unchanged.restic) },
+    unchanged: { ...unchanged, ratioMin: min(unchanged.ours) / min(unchanged.restic), ratioMedian: median(unchanged.ours) / median(unchanged.restic), oursBytesRead: readBytes },
     problems,
   };
 }
@@ -162,17 +179,23 @@ async function main(): Promise<void> {
   try {
     const pw = join(work, 'password');
     await writeFile(pw, 'bench\n');
+    await writeFile(
+      join(work, 'rchar.mjs'),
+      `import { readFileSync } from 'node:fs';\n` +
+        `process.on('exit', () => process.stderr.write('rchar ' + /rchar: (\\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))[1] + '\\n'));\n` +
+        `await import(${JSON.stringify(CLI)});\n`,
+    );
     const sets: SetResult[] = [];
     if (SIZE > 0) {
       process.stderr.write(`generating ${(SIZE / MiB).toFixed(0)} MiB of large files ...\n`);
-      await makeLarge(join(work, 'large'), SIZE);
-      sets.push(await benchSet(work, `large-${(SIZE / MiB).toFixed(0)}MiB`, join(work, 'large'), pw));
+      const bytes = await makeLarge(join(work, 'large'), SIZE);
+      sets.push(await benchSet(work, `large-${(SIZE / MiB).toFixed(0)}MiB`, join(work, 'large'), bytes, pw));
       rmSync(join(work, 'large'), { recursive: true, force: true });
     }
     if (SMALL > 0) {
       process.stderr.write(`generating ${SMALL} small files ...\n`);
-      await makeSmall(join(work, 'small'), SMALL);
-      sets.push(await benchSet(work, `small-${SMALL}`, join(work, 'small'), pw));
+      const bytes = await makeSmall(join(work, 'small'), SMALL);
+      sets.push(await benchSet(work, `small-${SMALL}`, join(work, 'small'), bytes, pw));
     }
     const f = (n: number) => n.toFixed(2);
     const lines = ['data set              new: restic  ours   ratio | unchanged: restic min/median  ours min/median  ratio min (median)'];
@@ -183,6 +206,7 @@ async function main(): Promise<void> {
           `${f(min(s.unchanged.ours))}/${f(median(s.unchanged.ours))}`.padStart(17) +
           `  ${f(s.unchanged.ratioMin)} (${f(s.unchanged.ratioMedian)})`,
       );
+      lines.push(`  restic-ts read per unchanged run (code, index, trees): ${s.unchanged.oursBytesRead.map((b) => `${(b / MiB).toFixed(1)} MiB`).join(', ')}`);
       for (const p of s.problems) lines.push(`  problem: ${p}`);
     }
     process.stdout.write(`${lines.join('\n')}\n${JSON.stringify(sets)}\n`);
