@@ -1,6 +1,6 @@
 // ls, find, dump, diff and stats: same output as restic 0.14 on restic-made repositories; bad input
 // gives a one-line error and exit code 1.
-import { stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, mkdir, stat, symlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBackend, Repository } from '../src/index.js';
@@ -93,6 +93,35 @@ describe.each(RESTIC_REPO_NAMES)('%s repo', (name) => {
       expect(mine.stdoutBytes.equals(theirs.stdoutBytes), `tar of ${dir} is byte-equal to restic's`).toBe(true);
     }
   });
+});
+
+it('dump: long names, long link targets, big ids and special mode bits come out as restic writes them', async () => {
+  const src = path.join(work, 'tar-edge');
+  const long = (c: string, n: number) => c.repeat(n);
+  const deep = path.join(src, long('d', 120), long('e', 90));
+  await mkdir(deep, { recursive: true });
+  await writeFile(path.join(deep, long('f', 60)), 'deep\n');
+  await writeFile(path.join(src, long('g', 150)), 'one long component\n');
+  await writeFile(path.join(src, 'empty'), '');
+  await writeFile(path.join(src, 'owned'), 'owned by someone else\n');
+  await writeFile(path.join(src, 'suid'), '#!/bin/sh\n');
+  await chmod(path.join(src, 'suid'), 0o6755);
+  await mkdir(path.join(src, 'sticky'));
+  await chmod(path.join(src, 'sticky'), 0o1777);
+  await symlink(long('t', 130), path.join(src, 'long-link'));
+  await link(path.join(src, 'owned'), path.join(src, 'hardlink'));
+  if (process.getuid?.() === 0) await chown(path.join(src, 'owned'), 3_000_000, 2_200_000);
+  const repo = path.join(work, 'tar-edge-repo');
+  const rg = ['-r', repo, '--password-file', fx.passwordFile];
+  expectOk('restic init', await restic([...rg, 'init']));
+  expectOk('restic backup', await restic([...rg, 'backup', src]));
+  for (const p of ['/', src, path.join(src, long('d', 120))]) {
+    const [theirs, mine] = await Promise.all([restic([...rg, 'dump', 'latest', p]), ours([...rg, 'dump', 'latest', p])]);
+    expectOk('restic dump', theirs);
+    expectOk('our dump', mine);
+    expect(mine.stdoutBytes.length).toBeGreaterThan(2048);
+    expect(mine.stdoutBytes.equals(theirs.stdoutBytes), `tar of ${p} is byte-equal to restic's`).toBe(true);
+  }
 });
 
 describe('find', () => {
