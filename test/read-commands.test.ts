@@ -1,6 +1,6 @@
 // ls, find, dump, diff and stats: same output as restic 0.14 on restic-made repositories; bad input
 // gives a one-line error and exit code 1.
-import { chmod, chown, link, mkdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBackend, Repository } from '../src/index.js';
@@ -121,6 +121,37 @@ it('dump: long names, long link targets, big ids and special mode bits come out 
     expectOk('our dump', mine);
     expect(mine.stdoutBytes.length).toBeGreaterThan(2048);
     expect(mine.stdoutBytes.equals(theirs.stdoutBytes), `tar of ${p} is byte-equal to restic's`).toBe(true);
+  }
+});
+
+it('diff reports type changes (T), added and removed trees and metadata-only changes as restic does', async () => {
+  const src = path.join(work, 'diff-types');
+  await mkdir(path.join(src, 'gone/sub'), { recursive: true });
+  await writeFile(path.join(src, 'gone/sub/f'), 'f\n');
+  await writeFile(path.join(src, 'becomes-dir'), 'file first\n');
+  await writeFile(path.join(src, 'becomes-link'), 'file first\n');
+  await writeFile(path.join(src, 'chmod-only'), 'same\n');
+  await symlink('somewhere', path.join(src, 'link-becomes-file'));
+  const repo = path.join(work, 'diff-types-repo');
+  const rg = ['-r', repo, '--password-file', fx.passwordFile];
+  expectOk('restic init', await restic([...rg, 'init']));
+  expectOk('restic backup 1', await restic([...rg, 'backup', src]));
+  await rm(path.join(src, 'gone'), { recursive: true });
+  await rm(path.join(src, 'becomes-dir'));
+  await mkdir(path.join(src, 'becomes-dir/new'), { recursive: true });
+  await writeFile(path.join(src, 'becomes-dir/new/g'), 'g\n');
+  await rm(path.join(src, 'becomes-link'));
+  await symlink('target', path.join(src, 'becomes-link'));
+  await rm(path.join(src, 'link-becomes-file'));
+  await writeFile(path.join(src, 'link-becomes-file'), 'now a file\n');
+  await chmod(path.join(src, 'chmod-only'), 0o600);
+  expectOk('restic backup 2', await restic([...rg, 'backup', src]));
+  const ids = (await resticSnapshots(repo, fx.passwordFile)).map((x) => x.short_id);
+  for (const args of [['diff', ids[0]!, ids[1]!], ['diff', '--metadata', ids[0]!, ids[1]!], ['diff', '--json', ids[1]!, ids[0]!]]) {
+    const [theirs, mine] = await Promise.all([restic([...rg, ...args]), ours([...rg, ...args])]);
+    expectOk('restic diff', theirs);
+    expect(expectOk('our diff', mine).stdout).toBe(theirs.stdout);
+    expect(mine.stdout).toMatch(/T/);
   }
 });
 
