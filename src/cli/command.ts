@@ -48,8 +48,11 @@ export function repoOptions(g: GlobalOptions): RepositoryOptions {
   return options;
 }
 
-/** Backends opened by the running command; main() closes them when it ends (connections, pools). */
-export const openedBackends: Backend[] = [];
+/**
+ * Repositories and backends opened by the running command, most recent last; main() closes them when
+ * the command ends (encoder threads, connections, pools).
+ */
+export const openResources: { close(): Promise<void> }[] = [];
 
 export async function backendFor(g: GlobalOptions): Promise<Backend> {
   const backend = await openBackend(g.repo, {
@@ -62,14 +65,16 @@ export async function backendFor(g: GlobalOptions): Promise<Backend> {
         process.stderr.write(`${op} ${file} failed: ${err.message}; retrying in ${(delayMs / 1000).toFixed(1)}s\n`),
     },
   });
-  openedBackends.push(backend);
+  openResources.push(backend);
   return backend;
 }
 
 export async function openRepo(g: GlobalOptions): Promise<Repository> {
   const backend = await backendFor(g);
   const password = await readPassword({ passwordFile: g.passwordFile, env: process.env }, 'enter password for repository: ');
-  return Repository.open(backend, password, repoOptions(g));
+  const repo = await Repository.open(backend, password, repoOptions(g));
+  openResources.push(repo);
+  return repo;
 }
 
 export function oneArg(args: string[], what: string): string {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ResticError, UsageError } from '../errors.js';
-import { openedBackends, type GlobalOptions } from './command.js';
+import { openResources, type GlobalOptions } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
 // The AWS SDK warns on every run under Node 20 (it prefers 22); restic-ts supports Node 20 on purpose.
@@ -115,7 +115,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(globals, v, parsed.positionals);
   } finally {
-    await Promise.allSettled(openedBackends.map((b) => b.close()));
+    // Repositories before the backends they use.
+    for (const r of openResources.reverse()) await r.close().catch(() => undefined);
   }
 }
 

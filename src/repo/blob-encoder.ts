@@ -90,22 +90,37 @@ class WorkerPoolEncoder implements BlobEncoder {
   }
 }
 
-class InlineEncoder implements BlobEncoder {
-  constructor(private readonly key: MasterKey) {}
+/** Below this size a blob is encoded where it is: handing it to a thread costs more than the work. */
+const INLINE_BELOW = 64 * 1024;
+
+/** Encodes small blobs on the calling thread and large ones on worker threads started on first use. */
+class SplitEncoder implements BlobEncoder {
+  private pool?: WorkerPoolEncoder;
+
+  constructor(
+    private readonly key: MasterKey,
+    private readonly script: URL | undefined,
+    private readonly threads: number,
+  ) {}
 
   async encode(plaintext: Uint8Array, mode: CompressionMode): Promise<EncodedBlob> {
-    return encodeBlob(this.key, plaintext, mode);
+    if (!this.script || plaintext.length < INLINE_BELOW) return encodeBlob(this.key, plaintext, mode);
+    this.pool ??= new WorkerPoolEncoder(this.script, this.key, this.threads);
+    return this.pool.encode(plaintext, mode);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = undefined;
+  }
 }
 
 /**
  * Worker threads when the compiled worker script is present (it is not when running from TypeScript
- * sources, e.g. under a test runner) and more than one thread is asked for; else the calling thread.
+ * sources, e.g. under a test runner) and at least one thread is asked for; else the calling thread.
  */
 export function createBlobEncoder(key: MasterKey, threads = Math.min(4, availableParallelism())): BlobEncoder {
   const script = new URL('./blob-encoder-worker.js', import.meta.url);
-  if (threads < 1 || script.protocol !== 'file:' || !existsSync(fileURLToPath(script))) return new InlineEncoder(key);
-  return new WorkerPoolEncoder(script, key, threads);
+  const usable = threads >= 1 && script.protocol === 'file:' && existsSync(fileURLToPath(script));
+  return new SplitEncoder(key, usable ? script : undefined, threads);
 }

@@ -1,5 +1,5 @@
 import { UsageError } from '../../errors.js';
-import { backendFor, openRepo, out, repoOptions, type Command } from '../command.js';
+import { backendFor, openRepo, out, repoOptions, type Command, openResources } from '../command.js';
 import { copy, type CopyEvent } from '../../commands/copy.js';
 import { Repository } from '../../repo/repository.js';
 import type { Snapshot } from '../../repo/snapshot.js';
@@ -26,6 +26,7 @@ export const copyCommand: Command = {
       'enter password for source repository: ',
     );
     const src = await Repository.open(srcBackend, srcPassword, repoOptions(g));
+    openResources.push(src);
     const dst = await openRepo(g);
     const say = (s: string) => {
       if (!g.quiet) void out(s);
