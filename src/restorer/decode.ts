@@ -34,12 +34,6 @@ export interface RangeJob {
   blobs: RangeBlob[];
 }
 
-/** Decrypts, decompresses and checks one stored blob (the same checks as Repository.decodeBlob). */
-export function decodeStoredBlob(key: MasterKey, packId: Id, blob: PackedBlob, stored: Uint8Array): Uint8Array {
-  const pieces = decodeBlobPieces(key, packId, blob, stored);
-  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-}
-
 const integrity = (packId: Id, blob: PackedBlob, what: string) => new IntegrityError(`pack ${packId}: ${blob.type} blob ${blob.id}: ${what}`);
 
 /** Poly1305's r with the bits it ignores cleared (restic may store it unclamped). */
