@@ -30,13 +30,40 @@ export { Chunker, parsePolynomial, formatPolynomial, randomPolynomial, type Poly
 export { encrypt, decrypt, type MasterKey } from './crypto/index.js';
 
 export { walkTree, type WalkEntry } from './walker/walker.js';
+export { compilePatterns, matchPattern, readPatternFiles, type Matcher, type CompileOptions } from './filter/index.js';
+export {
+  SnapshotQuery,
+  groupSnapshots,
+  latestSnapshots,
+  parseGroupBy,
+  parseTagList,
+  type SnapshotFilter,
+  type SnapshotGroup,
+  type SnapshotGroupKey,
+  type GroupBy,
+} from './repo/snapshot-filter.js';
+
 export { init, type InitCommandOptions } from './commands/init.js';
-export { backup, type BackupOptions, type BackupResult } from './commands/backup.js';
-export type { BackupStats } from './archiver/stats.js';
+export {
+  backup,
+  type BackupOptions,
+  type BackupResult,
+  type BackupStats,
+  type BackupStatus,
+  type BackupItemEvent,
+  type BackupErrorEvent,
+  type ScanTotals,
+} from './commands/backup.js';
 export { restore, splitSnapshotRef, type RestoreCommandOptions, type RestoreResult } from './commands/restore.js';
 export type { RestoreStats } from './restorer/restorer.js';
-export { listSnapshots, matchesFilter, type SnapshotFilter } from './commands/snapshots.js';
-export { ls, type LsOptions } from './commands/ls.js';
+export { listSnapshots, matchesFilter, selectSnapshots, snapshotGroups, type SelectOptions, type Selection, type SnapshotsOptions, type SnapshotsResult } from './commands/snapshots.js';
+export { tag, checkTagOptions, type TagOptions, type TagResult } from './commands/tag.js';
+export { copy, type CopyOptions, type CopyResult, type CopyEvent } from './commands/copy.js';
+export { ls, type LsOptions, type LsResult } from './commands/ls.js';
+export { find, type FindOptions, type FindMatch, type FindResult } from './commands/find.js';
+export { dump, type DumpOptions, type DumpResult } from './commands/dump.js';
+export { diff, type DiffOptions, type DiffResult, type DiffChange, type DiffStats } from './commands/diff.js';
+export { stats, STATS_MODES, type StatsMode, type StatsOptions, type StatsResult } from './commands/stats.js';
 export { cat, CAT_KINDS, type CatKind } from './commands/cat.js';
 export { check, type CheckOptions, type CheckResult } from './commands/check.js';
 export { unlock } from './commands/unlock.js';
