@@ -279,6 +279,7 @@ export class RangeDispatcher {
   private seq = 0;
   private failure?: ResticError;
   private closing = false;
+  private closed?: Promise<void>;
   private readonly exited = new Set<number>();
 
   /** `threads` 0 works on the calling thread. */
@@ -343,8 +344,13 @@ export class RangeDispatcher {
     return this.send(index, { seq: this.seq++, job: { ...job, data } }, [data.buffer as ArrayBuffer]);
   }
 
-  /** Closes all files (so their metadata can be set) and stops the workers; throws the first close error. */
-  async close(): Promise<void> {
+  /** Closes all files and stops the workers (once, however often called); throws the first close error. */
+  close(): Promise<void> {
+    this.closed ??= this.shutDown();
+    return this.closed;
+  }
+
+  private async shutDown(): Promise<void> {
     try {
       if (this.local) this.local.close();
       else {

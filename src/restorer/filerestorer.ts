@@ -21,6 +21,10 @@ export interface FileRestorerOptions {
   sparse?: boolean;
   /** Pack ranges downloaded at once (they are decoded and written on as many threads as there are cores). */
   concurrency?: number;
+  /** Threads started ahead by the caller (they must match `sparse`); closed here like one started here. */
+  dispatcher?: RangeDispatcher;
+  /** Called with the index in `files` of every file whose content is complete. */
+  onFileDone?: (index: number) => void;
 }
 
 /** Plaintext size of a blob as the index describes it. */
@@ -37,6 +41,8 @@ const MAX_RANGE = 32 * 1024 * 1024;
 interface PackBlob {
   loc: BlobLocation;
   targets: BlobTarget[];
+  /** Index in `files` of each target. */
+  files: number[];
 }
 
 interface Range {
@@ -51,8 +57,15 @@ interface Range {
  * it returns or throws. Returns the bytes written.
  */
 export async function restoreFileContents(repo: Repository, files: readonly FileToRestore[], options: FileRestorerOptions = {}): Promise<number> {
-  const { ranges, bytes } = planRanges(repo, files);
-  const dispatcher = new RangeDispatcher(repo.key, options.sparse === true, RangeDispatcher.threadsFor(bytes));
+  let planned;
+  try {
+    planned = planRanges(repo, files);
+  } catch (err) {
+    await options.dispatcher?.close().catch(() => undefined);
+    throw err;
+  }
+  const { ranges, bytes, blobsLeft } = planned;
+  const dispatcher = options.dispatcher ?? new RangeDispatcher(repo.key, options.sparse === true, RangeDispatcher.threadsFor(bytes));
   let written = 0;
   let failed = false;
   const errors: unknown[] = [];
@@ -63,6 +76,9 @@ export async function restoreFileContents(repo: Repository, files: readonly File
       try {
         const n = await restoreRange(repo, dispatcher, range);
         written += n;
+        for (const b of range.blobs) {
+          for (const f of b.files) if (--blobsLeft[f]! === 0) options.onFileDone?.(f);
+        }
       } catch (err) {
         failed = true;
         errors.push(err);
@@ -80,11 +96,12 @@ export async function restoreFileContents(repo: Repository, files: readonly File
   return written;
 }
 
-function planRanges(repo: Repository, files: readonly FileToRestore[]): { ranges: Range[]; bytes: number } {
+function planRanges(repo: Repository, files: readonly FileToRestore[]): { ranges: Range[]; bytes: number; blobsLeft: number[] } {
   /** Pack id → blobs needed from it; Map order is the order of first use. */
   const packs = new Map<Id, Map<Id, PackBlob>>();
+  const blobsLeft = files.map((f) => f.content.length);
   let bytes = 0;
-  for (const f of files) {
+  for (const [index, f] of files.entries()) {
     const path = f.path.toString('latin1');
     let offset = 0;
     for (const id of f.content) {
@@ -93,13 +110,14 @@ function planRanges(repo: Repository, files: readonly FileToRestore[]): { ranges
       let pack = packs.get(loc.packId);
       if (!pack) packs.set(loc.packId, (pack = new Map()));
       let blob = pack.get(id);
-      if (!blob) pack.set(id, (blob = { loc, targets: [] }));
+      if (!blob) pack.set(id, (blob = { loc, targets: [], files: [] }));
       blob.targets.push({ path, size: f.size, offset });
+      blob.files.push(index);
       offset += blobPlainSize(loc);
     }
     bytes += offset;
   }
-  return { ranges: [...packs].flatMap(([packId, blobs]) => splitRanges(packId, [...blobs.values()])), bytes };
+  return { ranges: [...packs].flatMap(([packId, blobs]) => splitRanges(packId, [...blobs.values()])), bytes, blobsLeft };
 }
 
 /** Splits the blobs needed from one pack into byte ranges that are each read with one request. */

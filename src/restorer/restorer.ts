@@ -7,6 +7,7 @@ import type { Node } from '../repo/node.js';
 import type { Id } from '../repo/id.js';
 import type { Repository } from '../repo/repository.js';
 import { loadTree, walkTree, type WalkEntry } from '../walker/walker.js';
+import { RangeDispatcher } from './decode.js';
 import { restoreFileContents, type FileToRestore } from './filerestorer.js';
 import { verifyFiles } from './verify.js';
 
@@ -118,7 +119,14 @@ interface Plan {
   stats: RestoreStats;
 }
 
-async function makePlan(repo: Repository, root: Id, options: RestoreOptions, warn: (location: string, message: string) => void): Promise<Plan> {
+/** Decides what to restore from the trees; `onBytes` follows the growing amount of file content. */
+async function makePlan(
+  repo: Repository,
+  root: Id,
+  options: RestoreOptions,
+  warn: (location: string, message: string) => void,
+  onBytes: (bytes: number) => void,
+): Promise<Plan> {
   const select = options.select ?? (() => ({ selected: true, childMayBeSelected: true }));
   const stats: RestoreStats = { files: 0, dirs: 0, others: 0, bytes: 0, errors: 0, verified: 0 };
   const dirs: PlannedDir[] = [];
@@ -179,7 +187,7 @@ async function makePlan(repo: Repository, root: Id, options: RestoreOptions, war
         } else {
           if (linkKey !== undefined) hardlinks.set(linkKey, item);
           if ((node.size ?? 0) === 0 || (node.content ?? []).length === 0) item.kind = 'empty';
-          else stats.bytes += node.size ?? 0;
+          else onBytes((stats.bytes += node.size ?? 0));
         }
         break;
       }
@@ -218,7 +226,21 @@ export async function restoreTree(repo: Repository, treeId: Id, options: Restore
     errors++;
     options.onWarning?.(location, message);
   };
-  const plan = await makePlan(repo, root, options, warn);
+  // Threads start as soon as the content to restore is known to be worth them, so that their start-up
+  // overlaps with reading the trees.
+  let dispatcher: RangeDispatcher | undefined;
+  const startThreads = (bytes: number) => {
+    if (dispatcher || options.dryRun) return;
+    const threads = RangeDispatcher.threadsFor(bytes);
+    if (threads > 0) dispatcher = new RangeDispatcher(repo.key, options.sparse === true, threads);
+  };
+  let plan: Plan;
+  try {
+    plan = await makePlan(repo, root, options, warn, startThreads);
+  } catch (err) {
+    await dispatcher?.close().catch(() => undefined);
+    throw err;
+  }
   const report = () => {
     for (const x of plan.order) if (!('keep' in x) || x.keep) options.onItem?.(x.location, x.node, x.rel);
   };
@@ -227,24 +249,34 @@ export async function restoreTree(repo: Repository, treeId: Id, options: Restore
     return { ...plan.stats, errors };
   }
 
-  const target = Buffer.from(options.target.replace(/\/+$/, '') || '/');
-  const createdTarget = await ensureDir(target);
   // The restored tree grows in <staging>/t; <staging> also holds temporary names for special files.
-  const staging = Buffer.concat([target, Buffer.from(`/.restic-ts-restore-${randomBytes(6).toString('hex')}`)]);
-  const tree = Buffer.concat([staging, Buffer.from('/t')]);
-  const inTree = (rel: Buffer) => Buffer.concat([tree, rel]);
+  let staging: Buffer | undefined;
+  let createdTarget = false;
+  const target = Buffer.from(options.target.replace(/\/+$/, '') || '/');
   try {
+    createdTarget = await ensureDir(target);
+    staging = Buffer.concat([target, Buffer.from(`/.restic-ts-restore-${randomBytes(6).toString('hex')}`)]);
+    const tree = Buffer.concat([staging, Buffer.from('/t')]);
+    const inTree = (rel: Buffer) => Buffer.concat([tree, rel]);
     try {
       await fs.mkdir(staging, { mode: 0o700 });
     } catch (err) {
+      staging = undefined;
       throw new UsageError(`cannot write to target ${target.toString()}: ${errnoText(err)}`);
     }
     await fs.mkdir(tree, { mode: 0o700 });
     for (const d of plan.dirs) await fs.mkdir(inTree(d.rel), { mode: 0o700 });
-    const files: FileToRestore[] = plan.items
-      .filter((i) => i.kind === 'content')
-      .map((i) => ({ path: inTree(i.rel), location: i.location, size: i.node.size ?? 0, content: i.node.content ?? [] }));
-    await restoreFileContents(repo, files, { sparse: options.sparse, concurrency: options.packConcurrency });
+    const contentItems = plan.items.filter((i) => i.kind === 'content');
+    const files: FileToRestore[] = contentItems.map((i) => ({ path: inTree(i.rel), location: i.location, size: i.node.size ?? 0, content: i.node.content ?? [] }));
+    // A file's metadata is set as soon as its content is complete, while other files are still written.
+    const metadata: Promise<void>[] = [];
+    await restoreFileContents(repo, files, {
+      sparse: options.sparse,
+      concurrency: options.packConcurrency,
+      dispatcher,
+      onFileDone: (i) => metadata.push(restoreMetadata(files[i]!.path, contentItems[i]!.node).catch((err: unknown) => warn(contentItems[i]!.location, errnoText(err)))),
+    });
+    await Promise.all(metadata);
     await createItems(plan.items, staging, tree, warn);
     await checkConflicts(tree, target);
     for (const name of await fs.readdir(tree, { encoding: 'buffer' })) {
@@ -252,7 +284,8 @@ export async function restoreTree(repo: Repository, treeId: Id, options: Restore
     }
     await fs.rm(staging, { recursive: true });
   } catch (err) {
-    await fs.rm(staging, { recursive: true, force: true });
+    await dispatcher?.close().catch(() => undefined);
+    if (staging) await fs.rm(staging, { recursive: true, force: true });
     if (createdTarget) await fs.rmdir(target).catch(() => undefined);
     throw err;
   }
@@ -288,7 +321,7 @@ async function createItems(items: readonly PlannedItem[], staging: Buffer, tree:
     try {
       switch (item.kind) {
         case 'content':
-          break;
+          return; // metadata set when its content was complete
         case 'empty':
           await (await fs.open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600)).close();
           break;
