@@ -34,9 +34,10 @@ export function blobPlainSize(loc: BlobLocation): number {
 
 // restic's maxUnusedRange: blobs of one pack closer than this are read with one request.
 const MAX_GAP = 4 * 1024 * 1024;
-// One request never spans more than this (restic packs are 16 MiB plus the last blob), so memory
-// stays around concurrency × MAX_RANGE whatever --pack-size the repository was written with.
-const MAX_RANGE = 32 * 1024 * 1024;
+// One request never spans more than this, so memory stays around concurrency × MAX_RANGE whatever
+// --pack-size the repository was written with (restic 0.14's packs of 16 MiB and more take two reads).
+// Larger buffers also cost more: each one is fresh memory the kernel has to map.
+const MAX_RANGE = 16 * 1024 * 1024;
 
 interface PackBlob {
   loc: BlobLocation;
