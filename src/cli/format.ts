@@ -4,17 +4,7 @@ import type { Snapshot } from '../repo/snapshot.js';
 import { parseGoTime } from '../repo/gotime.js';
 import { goJsonString } from '../repo/gostring.js';
 
-/** restic's formatBytes: "12.345 MiB"; a unit is used only above (not at) its size. */
-export function formatBytes(n: number): string {
-  const units: [number, string][] = [
-    [2 ** 40, 'TiB'],
-    [2 ** 30, 'GiB'],
-    [2 ** 20, 'MiB'],
-    [2 ** 10, 'KiB'],
-  ];
-  for (const [size, unit] of units) if (n > size) return `${(n / size).toFixed(3)} ${unit}`;
-  return `${n} B`;
-}
+export { formatBytes } from '../ui/format.js';
 
 /** Go's Duration.String() of milliseconds (restic rounds durations to ms): "143ms", "1.5s", "2m3.004s". */
 export function formatDurationMs(ms: number): string {
