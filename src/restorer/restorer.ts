@@ -213,7 +213,8 @@ async function makePlan(
 
 /**
  * Restores a snapshot's tree (or the subtree `subfolder`) into `target`, as restic does: content
- * is read pack by pack, each pack once, and written to all files that need it. Everything is first
+ * is read pack by pack (the needed part of each pack once, in requests of up to 16 MiB) and each
+ * blob is written to all files that need it, on worker threads for large restores. Everything is first
  * written into a staging directory inside the target and moved into place only once complete, so a
  * failure (damaged pack, full disk) leaves nothing behind in the target. Names that would leave the
  * target (`..`, `/` inside a name) are reported through onWarning and never written.
