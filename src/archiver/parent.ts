@@ -228,7 +228,15 @@ function sameList<T>(a: readonly T[] | null | undefined, b: readonly T[] | null 
   return a.every((x, i) => eq(x, b[i]!));
 }
 
-/** restic's Node.Equals: decides "unmodified" versus "changed" in the summary. */
+/** Extended attributes as one comparable string; restic compares them as a set, not in order. */
+function xattrKey(n: Node): string {
+  return (n.extendedAttributes ?? [])
+    .map((x) => `${x.name}=${x.value.toString('hex')}`)
+    .sort()
+    .join('\n');
+}
+
+/** restic's Node.Equals (also `diff --metadata`'s test): decides "unmodified" versus "changed" in the summary. */
 export function nodesEqual(a: Node, b: Node): boolean {
   if (a === b) return true;
   return (
@@ -249,7 +257,7 @@ export function nodesEqual(a: Node, b: Node): boolean {
     (a.linktarget ?? '') === (b.linktarget ?? '') &&
     (a.device ?? 0) === (b.device ?? 0) &&
     sameList(a.content, b.content, (x, y) => x === y) &&
-    sameList(a.extendedAttributes, b.extendedAttributes, (x, y) => x.name === y.name && x.value.equals(y.value)) &&
+    xattrKey(a) === xattrKey(b) &&
     a.subtree === b.subtree &&
     (a.error ?? '') === (b.error ?? '')
   );

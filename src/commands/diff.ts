@@ -3,7 +3,7 @@ import type { Id } from '../repo/id.js';
 import type { Node } from '../repo/node.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
-import { parseGoTime } from '../repo/gotime.js';
+import { nodesEqual } from '../archiver/parent.js';
 import { blobPlainSize } from '../restorer/filerestorer.js';
 import { joinRaw, loadTree } from '../walker/walker.js';
 
@@ -191,36 +191,4 @@ function addBlobs(set: Set<string>, node: Node | undefined): void {
 function sameIds(a: readonly string[] | null, b: readonly string[] | null): boolean {
   if (a === null || b === null) return a === b;
   return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-/** restic's Node.Equals: every field, times compared as instants. */
-function nodesEqual(a: Node, b: Node): boolean {
-  const sameTime = (x: string, y: string) => x === y || parseGoTime(x) === parseGoTime(y);
-  const xattrs = (n: Node) =>
-    (n.extendedAttributes ?? [])
-      .map((x) => `${x.name}=${x.value.toString('hex')}`)
-      .sort()
-      .join('\n');
-  return (
-    a.rawName.equals(b.rawName) &&
-    a.type === b.type &&
-    (a.mode ?? 0) === (b.mode ?? 0) &&
-    sameTime(a.mtime, b.mtime) &&
-    sameTime(a.atime, b.atime) &&
-    sameTime(a.ctime, b.ctime) &&
-    a.uid === b.uid &&
-    a.gid === b.gid &&
-    (a.user ?? '') === (b.user ?? '') &&
-    (a.group ?? '') === (b.group ?? '') &&
-    String(a.inode ?? 0) === String(b.inode ?? 0) &&
-    String(a.deviceId ?? 0) === String(b.deviceId ?? 0) &&
-    (a.size ?? 0) === (b.size ?? 0) &&
-    (a.links ?? 0) === (b.links ?? 0) &&
-    (a.linktarget ?? '') === (b.linktarget ?? '') &&
-    (a.device ?? 0) === (b.device ?? 0) &&
-    sameIds(a.content, b.content) &&
-    xattrs(a) === xattrs(b) &&
-    a.subtree === b.subtree &&
-    (a.error ?? '') === (b.error ?? '')
-  );
 }

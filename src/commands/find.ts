@@ -1,5 +1,6 @@
 import { compilePatterns } from '../filter/index.js';
 import type { Repository } from '../repo/repository.js';
+import { snapshotsByRefs } from './snapshots.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import type { SnapshotFilter } from '../repo/snapshot-filter.js';
 import { walkTree, type WalkEntry } from '../walker/walker.js';
@@ -40,17 +41,7 @@ export async function find(repo: Repository, options: FindOptions): Promise<Find
     { caseInsensitive: options.ignoreCase === true },
   );
   await repo.loadIndex();
-  const snapshots: Snapshot[] = [];
-  if (options.snapshots?.length) {
-    const seen = new Set<string>();
-    for (const ref of options.snapshots) {
-      const s = await repo.findSnapshot(ref, options.filter);
-      if (!seen.has(s.id)) snapshots.push(s);
-      seen.add(s.id);
-    }
-  } else {
-    snapshots.push(...(await repo.snapshots(options.filter ?? {})));
-  }
+  const snapshots = await snapshotsByRefs(repo, options.snapshots, options.filter);
   async function* matches(): AsyncGenerator<FindMatch> {
     for (const snapshot of snapshots) {
       const found = new Map<WalkEntry, boolean>();

@@ -94,3 +94,17 @@ export async function snapshotGroups(repo: Repository, options: SnapshotsOptions
   }));
   return { ...selection, grouped: isGrouped(by), groups };
 }
+
+/**
+ * The snapshots `refs` name (ids, prefixes, "latest" narrowed by `filter`), each once in the order
+ * given; every snapshot matching `filter` when no refs are given.
+ */
+export async function snapshotsByRefs(repo: Repository, refs: readonly string[] | undefined, filter: SnapshotFilter = {}): Promise<Snapshot[]> {
+  if (!refs?.length) return repo.snapshots(filter);
+  const found = new Map<string, Snapshot>();
+  for (const ref of refs) {
+    const s = await repo.findSnapshot(ref, filter);
+    if (!found.has(s.id)) found.set(s.id, s);
+  }
+  return [...found.values()];
+}

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { NotFoundError, UsageError } from '../errors.js';
 import type { Id } from '../repo/id.js';
 import type { Repository } from '../repo/repository.js';
+import { snapshotsByRefs } from './snapshots.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import type { SnapshotFilter } from '../repo/snapshot-filter.js';
 import { blobPlainSize } from '../restorer/filerestorer.js';
@@ -35,15 +36,7 @@ export async function stats(repo: Repository, options: StatsOptions = {}): Promi
   const mode = options.mode ?? 'restore-size';
   if (!STATS_MODES.includes(mode)) throw new UsageError(`unknown counting mode: ${String(mode)} (use one of ${STATS_MODES.join(', ')})`);
   await repo.loadIndex();
-  const snapshots: Snapshot[] = [];
-  if (options.snapshots?.length) {
-    const seen = new Set<string>();
-    for (const ref of options.snapshots) {
-      const s = await repo.findSnapshot(ref, options.filter);
-      if (!seen.has(s.id)) snapshots.push(s);
-      seen.add(s.id);
-    }
-  } else snapshots.push(...(await repo.snapshots(options.filter ?? {})));
+  const snapshots = await snapshotsByRefs(repo, options.snapshots, options.filter);
 
   const result: StatsResult = { mode, totalSize: 0, totalFileCount: 0, totalBlobCount: 0, snapshotsCount: 0 };
   const blobs = new Set<string>();
