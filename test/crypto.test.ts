@@ -20,6 +20,7 @@ import {
   type MasterKey,
 } from '../src/crypto/index.js';
 import { nodeCryptoSuite } from '../src/crypto/node.js';
+import { defaultPoly1305 } from '../src/crypto/poly1305-wasm.js';
 import { pureCrypto } from '../src/crypto/pure.js';
 import { IntegrityError, UsageError } from '../src/errors.js';
 
@@ -77,7 +78,7 @@ const bernstein = [
 ];
 
 const suites: [string, CryptoSuite][] = [
-  ['node', nodeCryptoSuite(nc)],
+  ['node', nodeCryptoSuite(nc, await defaultPoly1305())],
   ['pure', pureCrypto],
 ];
 

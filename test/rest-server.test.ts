@@ -438,18 +438,8 @@ describe('serve CLI', () => {
   it('prints its URL, serves restic, and closes cleanly on SIGINT', { timeout: 120_000 }, async () => {
     const dir = await makeTempDir('rest-cli');
     tempDirs.push(dir);
-    // Runs the CLI from source with `serve` registered, whether or not the command index has it yet.
     const root = fileURLToPath(new URL('..', import.meta.url));
-    const script = path.join(dir, 'run-cli.ts');
-    await writeFile(
-      script,
-      [
-        `import { COMMANDS } from ${JSON.stringify(path.join(root, 'src/cli/commands/index.ts'))};`,
-        `import { serveCommand } from ${JSON.stringify(path.join(root, 'src/cli/commands/serve.ts'))};`,
-        'COMMANDS.serve ??= serveCommand;',
-        `await import(${JSON.stringify(path.join(root, 'src/cli/main.ts'))});`,
-      ].join('\n'),
-    );
+    const script = path.join(root, 'src/cli/main.ts');
     const data = path.join(dir, 'data');
     await mkdir(data);
     const child = spawn(path.join(root, 'node_modules/.bin/vite-node'), [script, 'serve', '--path', data, '--listen', '127.0.0.1:0', '--no-auth'], {

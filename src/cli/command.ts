@@ -1,8 +1,8 @@
 import type { ParseArgsConfig } from 'node:util';
-import { openBackend } from '../backends/location.js';
 import type { Backend } from '../backends/backend.js';
 import { UsageError } from '../errors.js';
-import { Repository, type RepositoryOptions } from '../repo/repository.js';
+import type { UnlockedKey } from '../repo/keyfile.js';
+import type { Repository, RepositoryOptions } from '../repo/repository.js';
 import type { CompressionMode } from '../repo/compression.js';
 import { readPassword } from './password.js';
 
@@ -25,7 +25,6 @@ export type Values = Record<string, string | boolean | string[] | boolean[] | un
 
 /** One CLI command: a thin shell that parses flags, calls the library function and prints. */
 export interface Command {
-  summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
   run(g: GlobalOptions, v: Values, args: string[]): Promise<number>;
@@ -55,6 +54,8 @@ export function repoOptions(g: GlobalOptions): RepositoryOptions {
 export const openResources: { close(): Promise<void> }[] = [];
 
 export async function backendFor(g: GlobalOptions): Promise<Backend> {
+  // Imported here, not at the top: `restic-ts help` and bad flags should not pay for loading backends.
+  const { openBackend } = await import('../backends/location.js');
   const backend = await openBackend(g.repo, {
     env: process.env,
     cacert: g.cacert,
@@ -69,12 +70,55 @@ export async function backendFor(g: GlobalOptions): Promise<Backend> {
   return backend;
 }
 
-export async function openRepo(g: GlobalOptions): Promise<Repository> {
+interface Opening {
+  signature: string;
+  /** Settles once scrypt runs on libuv's thread pool (or opening failed before that). */
+  unlockStarted: Promise<unknown>;
+  repo: Promise<Repository>;
+}
+
+/** The repository being opened for the running command, and the global options it was opened with. */
+let opening: Opening | undefined;
+
+/**
+ * Opens the repository named by the global options. Calls with the same options share one opening, so
+ * main() can start it (scrypt takes a good part of a second) while the command's code still loads.
+ */
+export function openRepo(g: GlobalOptions): Promise<Repository> {
+  return startOpening(g).repo;
+}
+
+/** Starts openRepo(g) for later; returns the opening so main() can wait until scrypt runs, or for all of it. */
+export function startOpening(g: GlobalOptions): Opening {
+  const signature = JSON.stringify([g.repo, g.passwordFile, g.compression, g.packSize, g.cacert, g.insecureTls, g.extended]);
+  if (opening?.signature !== signature) {
+    const unlocking = beginUnlock(g);
+    const repo = unlocking.then(async ({ backend, key, options }) => {
+      // The repository code loads while scrypt runs.
+      const { Repository } = await import('../repo/repository.js');
+      const repo = await Repository.open(backend, key, options);
+      openResources.push(repo);
+      return repo;
+    });
+    opening = { signature, unlockStarted: unlocking.catch(() => undefined), repo };
+  }
+  return opening;
+}
+
+async function beginUnlock(g: GlobalOptions): Promise<{ backend: Backend; key: Promise<UnlockedKey>; options: RepositoryOptions }> {
+  const options = repoOptions(g);
   const backend = await backendFor(g);
   const password = await readPassword({ passwordFile: g.passwordFile, env: process.env }, 'enter password for repository: ');
-  const repo = await Repository.open(backend, password, repoOptions(g));
-  openResources.push(repo);
-  return repo;
+  const { unlockKey } = await import('../repo/keyfile.js');
+  const key = unlockKey(backend, password);
+  // Repository.open reports it (after a missing config, if any): never an unhandled rejection.
+  key.catch(() => undefined);
+  return { backend, key, options };
+}
+
+/** Whether openRepo(g) can run without asking anything on the terminal. */
+export function passwordIsGiven(g: GlobalOptions): boolean {
+  return g.passwordFile !== undefined || !!process.env.RESTIC_PASSWORD_FILE || process.env.RESTIC_PASSWORD !== undefined;
 }
 
 export function oneArg(args: string[], what: string): string {

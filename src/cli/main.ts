@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ResticError, UsageError } from '../errors.js';
-import { openResources, type GlobalOptions } from './command.js';
-import { COMMANDS } from './commands/index.js';
+import { openResources, passwordIsGiven, startOpening, type GlobalOptions } from './command.js';
+import { COMMANDS, type CommandEntry } from './commands/index.js';
 
 // The AWS SDK warns on every run under Node 20 (it prefers 22); restic-ts supports Node 20 on purpose.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -81,26 +81,10 @@ function parseExtended(options: string[]): Record<string, string> {
   return extended;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const { name, rest } = findCommand(argv);
-  if (!name || name === 'help') {
-    process.stdout.write(USAGE);
-    return name ? 0 : 1;
-  }
-  const command = COMMANDS[name];
-  if (!command) throw new UsageError(`unknown command "${name}" (see restic-ts help)`);
-  let parsed;
-  try {
-    parsed = parseArgs({ args: rest, options: mergeOptions(command.options), allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0]!);
-  }
-  const v = parsed.values as Record<string, string | boolean | string[] | boolean[] | undefined>;
-  if (v.help) {
-    process.stdout.write(`Usage: restic-ts ${name} ${command.usage}\n\n${command.summary}\n`);
-    return 0;
-  }
-  const globals: GlobalOptions = {
+type ParsedValues = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
+function globalOptions(v: ParsedValues): GlobalOptions {
+  return {
     repo: (v.repo as string | undefined) ?? process.env.RESTIC_REPOSITORY ?? '',
     passwordFile: v['password-file'] as string | undefined,
     json: v.json === true,
@@ -112,10 +96,58 @@ async function main(argv: string[]): Promise<number> {
     insecureTls: v['insecure-tls'] === true,
     extended: parseExtended((v.option as string[] | undefined) ?? []),
   };
+}
+
+/**
+ * Starts opening the repository before the command's code is loaded, from the global flags alone (read
+ * leniently: the command's own flags are not known yet). The command's openRepo() reuses this opening
+ * only if its strictly parsed options are the same; nothing is prompted for here.
+ */
+function openRepoEarly(entry: CommandEntry, argv: string[]): ReturnType<typeof startOpening> | undefined {
+  if (!entry.opensRepo) return undefined;
+  let g: GlobalOptions;
   try {
-    return await command.run(globals, v, parsed.positionals);
+    const { values } = parseArgs({ args: argv, options: GLOBAL_OPTIONS, allowPositionals: true, strict: false });
+    if (values.help) return undefined;
+    g = globalOptions(values as ParsedValues);
+  } catch {
+    return undefined;
+  }
+  if (!g.repo || !passwordIsGiven(g)) return undefined;
+  const early = startOpening(g);
+  early.repo.catch(() => undefined);
+  return early;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { name, rest } = findCommand(argv);
+  if (!name || name === 'help') {
+    process.stdout.write(USAGE);
+    return name ? 0 : 1;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) throw new UsageError(`unknown command "${name}" (see restic-ts help)`);
+  const early = openRepoEarly(entry, rest);
+  try {
+    // Loading the command's code competes with the key's code for the main thread: let scrypt start first.
+    await early?.unlockStarted;
+    const command = await entry.load();
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options: mergeOptions(command.options), allowPositionals: true, strict: true });
+    } catch (err) {
+      throw new UsageError((err as Error).message.split('\n')[0]!);
+    }
+    const v = parsed.values as ParsedValues;
+    if (v.help) {
+      process.stdout.write(`Usage: restic-ts ${name} ${command.usage}\n\n${entry.summary}\n`);
+      return 0;
+    }
+    return await command.run(globalOptions(v), v, parsed.positionals);
   } finally {
-    // Repositories before the backends they use.
+    // An early opening the command did not use still holds a backend: let it finish, then close all,
+    // repositories before the backends they use.
+    await early?.repo.catch(() => undefined);
     for (const r of openResources.reverse()) await r.close().catch(() => undefined);
   }
 }

@@ -1,6 +1,6 @@
 import type * as NodeCrypto from 'node:crypto';
 import { nodeCryptoSuite } from './node.js';
-import { pureCrypto } from './pure.js';
+import { defaultPoly1305 } from './poly1305-wasm.js';
 import type { CryptoSuite, MasterKey, ScryptParams, Sha256Stream } from './suite.js';
 
 export {
@@ -15,7 +15,6 @@ export {
 } from './suite.js';
 export type { CryptoSuite, MasterKey, ScryptParams, Sha256Stream } from './suite.js';
 export { fromBase64, toBase64, toHexString } from './encoding.js';
-export { pureCrypto } from './pure.js';
 
 async function loadNodeCrypto(): Promise<typeof NodeCrypto | null> {
   try {
@@ -28,8 +27,10 @@ async function loadNodeCrypto(): Promise<typeof NodeCrypto | null> {
 
 const nodeCrypto = await loadNodeCrypto();
 
-/** The implementation in use: node:crypto when the runtime has it, else pure JS. */
-export const activeCrypto: CryptoSuite = nodeCrypto ? nodeCryptoSuite(nodeCrypto) : pureCrypto;
+/** The implementation in use: node:crypto when the runtime has it, else pure JS (@noble, imported only then). */
+export const activeCrypto: CryptoSuite = nodeCrypto
+  ? nodeCryptoSuite(nodeCrypto, await defaultPoly1305())
+  : (await import('./pure.js')).pureCrypto;
 
 export function randomBytes(n: number): Uint8Array {
   return activeCrypto.randomBytes(n);

@@ -9,9 +9,9 @@ function plain(buf: Uint8Array): Uint8Array {
 
 /**
  * Builds the suite on a node:crypto module passed in, so this file never imports node:crypto itself.
- * `poly1305` overrides makeSuite's default choice (benchmarks compare implementations).
+ * `poly1305`: usually defaultPoly1305(); benchmarks pass others to compare.
  */
-export function nodeCryptoSuite(nc: typeof NodeCrypto, poly1305?: Poly1305): CryptoSuite {
+export function nodeCryptoSuite(nc: typeof NodeCrypto, poly1305: Poly1305): CryptoSuite {
   const primitives: Primitives = {
     name: 'node',
     randomBytes: (n) => nc.randomFillSync(new Uint8Array(n)),

@@ -44,3 +44,8 @@ const wasmExports = instantiate<Poly1305Exports>(POLY1305_WASM);
  * 16-byte tag of `msg` under the one-time key r ‖ s (r is clamped here). Null without WebAssembly.
  */
 export const poly1305Wasm: Poly1305 | null = wasmExports ? wasmPoly1305(wasmExports) : null;
+
+/** The WebAssembly kernel, or @noble's where the runtime has no WebAssembly (imported only then). */
+export async function defaultPoly1305(): Promise<Poly1305> {
+  return poly1305Wasm ?? (await import('@noble/ciphers/_poly1305.js')).poly1305;
+}

@@ -2,6 +2,7 @@ import { ctr, ecb } from '@noble/ciphers/aes.js';
 import { scryptAsync } from '@noble/hashes/scrypt.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ResticError } from '../errors.js';
+import { defaultPoly1305 } from './poly1305-wasm.js';
 import { makeSuite, type CryptoSuite, type Primitives } from './suite.js';
 
 /** getRandomValues refuses more than 65536 bytes per call. */
@@ -36,4 +37,4 @@ const purePrimitives: Primitives = {
 };
 
 /** The pure-JS implementation (@noble), used where node:crypto is missing; tests import it directly. */
-export const pureCrypto: CryptoSuite = makeSuite(purePrimitives);
+export const pureCrypto: CryptoSuite = makeSuite(purePrimitives, await defaultPoly1305());

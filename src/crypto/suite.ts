@@ -1,7 +1,6 @@
-import { poly1305 as noblePoly1305 } from '@noble/ciphers/_poly1305.js';
 import { IntegrityError, UsageError } from '../errors.js';
 import { fromBase64, toBase64, toHexString } from './encoding.js';
-import { poly1305Wasm, type Poly1305 } from './poly1305-wasm.js';
+import type { Poly1305 } from './poly1305-wasm.js';
 
 /** restic's master (or scrypt-derived user) key: AES-256 key plus the Poly1305-AES key pair. */
 export interface MasterKey {
@@ -111,10 +110,10 @@ function checkKey(key: MasterKey): void {
 }
 
 /**
- * `poly1305` defaults to the WebAssembly kernel where the runtime has WebAssembly: with @noble's JS
- * it was the slowest step of encrypt(). Benchmarks pass @noble's to compare.
+ * `poly1305` is the WebAssembly kernel where the runtime has WebAssembly (see defaultPoly1305): with
+ * @noble's JS it was the slowest step of encrypt(). Benchmarks pass @noble's to compare.
  */
-export function makeSuite(prim: Primitives, poly1305: Poly1305 = poly1305Wasm ?? noblePoly1305): CryptoSuite {
+export function makeSuite(prim: Primitives, poly1305: Poly1305): CryptoSuite {
   /** Poly1305-AES (Bernstein): one-time key clamp(r) ‖ AES-128_k(nonce). */
   function mac(key: MasterKey, nonce: Uint8Array, msg: Uint8Array): Uint8Array {
     const oneTime = new Uint8Array(32);

@@ -41,23 +41,37 @@ export function compressBlob(data: Uint8Array, mode: CompressionMode): Uint8Arra
 }
 
 /**
- * Decompresses one zstd frame. `expectedLength` (known for blobs from the index) sizes the output when
- * the frame header carries no content size; without it the pure-JS decoder grows its output as needed.
+ * Frames that decompress to less than this go to the pure-JS decoder. zstd-wasm is faster on big
+ * frames, but its first calls make V8 compile its large decoder functions in the background, which a
+ * short command (listing, an unchanged backup) pays for at exit and small frames never win back.
+ */
+const WASM_DECOMPRESS_MIN = 256 * 1024;
+
+/**
+ * Decompresses one zstd frame. `expectedLength` (known for blobs from the index) is used when the frame
+ * header carries no content size.
  */
 export function decompress(data: Uint8Array, expectedLength?: number): Uint8Array {
   try {
-    if (hasContentSize(data) || expectedLength !== undefined) {
-      return zstdDecompress(data, { defaultHeapSize: expectedLength ?? 0 });
-    }
+    const size = frameContentSize(data) ?? expectedLength;
+    if (size !== undefined && size >= WASM_DECOMPRESS_MIN) return zstdDecompress(data, { defaultHeapSize: size });
     return fzstdDecompress(data);
   } catch (err) {
     throw new IntegrityError(`zstd decompression failed: ${(err as Error).message}`);
   }
 }
 
-/** Reads the frame header's Frame_Content_Size_flag / Single_Segment_flag (RFC 8878 §3.1.1.1.1). */
-function hasContentSize(frame: Uint8Array): boolean {
-  if (frame.length < 5) return false;
+/** The Frame_Content_Size of a frame header (RFC 8878 §3.1.1.1), when the header has one. */
+function frameContentSize(frame: Uint8Array): number | undefined {
+  if (frame.length < 5) return undefined;
   const descriptor = frame[4]!;
-  return descriptor >> 6 !== 0 || (descriptor & 0x20) !== 0;
+  const fcsFlag = descriptor >> 6;
+  const singleSegment = (descriptor & 0x20) !== 0;
+  const fieldSize = fcsFlag === 0 ? (singleSegment ? 1 : 0) : 1 << fcsFlag;
+  if (fieldSize === 0) return undefined;
+  const at = 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][descriptor & 3]!;
+  if (frame.length < at + fieldSize) return undefined;
+  let value = 0;
+  for (let i = fieldSize - 1; i >= 0; i--) value = value * 256 + frame[at + i]!;
+  return fieldSize === 2 ? value + 256 : value;
 }

@@ -14,10 +14,12 @@ import {
   type MasterKey,
   type ScryptParams,
 } from '../crypto/index.js';
-import { IntegrityError } from '../errors.js';
+import type { Backend } from '../backends/backend.js';
+import { IntegrityError, ResticError, WrongPasswordError } from '../errors.js';
 import { nowNs } from './clock.js';
 import { goJsonString } from './gostring.js';
 import { formatGoTime } from './gotime.js';
+import type { Id } from './id.js';
 
 /** A key file (`keys/<id>`): plain JSON; `data` is the master key encrypted with the scrypt-derived user key. */
 export interface KeyFile {
@@ -129,4 +131,29 @@ export async function openKeyFile(bytes: Uint8Array, password: string): Promise<
     throw new IntegrityError('invalid key file: decrypted master key is not valid JSON');
   }
   return masterKeyFromJSON(json);
+}
+
+/** The master key and the key file it was opened from. */
+export interface UnlockedKey {
+  key: MasterKey;
+  keyId: Id;
+}
+
+/**
+ * Tries `password` against every key file of the repository behind `backend`. It needs nothing else of
+ * the repository, so callers can start it (scrypt runs off the main thread) while they load the rest.
+ */
+export async function unlockKey(backend: Backend, password: string): Promise<UnlockedKey> {
+  const problems: string[] = [];
+  for await (const f of backend.list('keys')) {
+    try {
+      const key = await openKeyFile(await backend.load('keys', f.name), password);
+      if (key) return { key, keyId: f.name };
+    } catch (err) {
+      if (!(err instanceof ResticError)) throw err;
+      problems.push(`keys/${f.name}: ${err.message}`);
+    }
+  }
+  if (problems.length) throw new IntegrityError(`${problems.join('; ')} (and no other key matched the password)`);
+  throw new WrongPasswordError();
 }

@@ -2,13 +2,13 @@ import { hostname, userInfo } from 'node:os';
 import type { Backend, FileType } from '../backends/backend.js';
 import { decrypt, encrypt, newMasterKey, randomBytes, sha256Hex, CiphertextError, type MasterKey } from '../crypto/index.js';
 import { formatPolynomial, randomPolynomial } from '../chunker/index.js';
-import { IntegrityError, NotFoundError, ResticError, UsageError, WrongPasswordError } from '../errors.js';
+import { IntegrityError, NotFoundError, UsageError } from '../errors.js';
 import { decompress, initCompression, type CompressionMode } from './compression.js';
 import { createBlobEncoder, type BlobEncoder } from './blob-encoder.js';
 import { decodeConfig, encodeConfig, type Config } from './config.js';
 import { toHex, type Id } from './id.js';
 import { decodeIndexFile, encodeIndexFile, MasterIndex, type IndexFile } from './index-file.js';
-import { createKeyFile, openKeyFile } from './keyfile.js';
+import { createKeyFile, unlockKey, type UnlockedKey } from './keyfile.js';
 import { readPackHeader, type BlobType, type PackedBlob } from './pack.js';
 import { Packer } from './packer.js';
 import { decodeSnapshot, encodeSnapshot, type NewSnapshot, type Snapshot } from './snapshot.js';
@@ -96,9 +96,15 @@ export class Repository {
     return new Repository(backend, key, keyId, config, options);
   }
 
-  /** Opens a repository by trying `password` against every key file. */
-  static async open(backend: Backend, password: string, options: RepositoryOptions = {}): Promise<Repository> {
-    await initCompression();
+  /**
+   * Opens a repository by trying `password` against every key file, or with a key unlocked (or being
+   * unlocked) by unlockKey(). The config and the zstd module load while scrypt runs.
+   */
+  static async open(backend: Backend, password: string | UnlockedKey | Promise<UnlockedKey>, options: RepositoryOptions = {}): Promise<Repository> {
+    const unlocking = typeof password === 'string' ? unlockKey(backend, password) : Promise.resolve(password);
+    // Reported after a missing config, if at all: never an unhandled rejection.
+    unlocking.catch(() => undefined);
+    const compressionReady = initCompression();
     let stored: Uint8Array;
     try {
       stored = await backend.load('config', 'config');
@@ -106,13 +112,14 @@ export class Repository {
       if (err instanceof NotFoundError) throw new NotFoundError(`unable to open repository at ${backend.location}: no config file found (is this a restic repository?)`);
       throw err;
     }
-    const { key, keyId } = await findKey(backend, password);
+    const { key, keyId } = await unlocking;
     let config: Config;
     try {
       config = decodeConfig(decrypt(key, stored));
     } catch (err) {
       throw new IntegrityError(`config: ${(err as Error).message}`);
     }
+    await compressionReady;
     return new Repository(backend, key, keyId, config, options);
   }
 
@@ -306,21 +313,4 @@ async function addKey(backend: Backend, key: MasterKey, password: string): Promi
   const id = sha256Hex(bytes);
   await backend.save('keys', id, bytes);
   return id;
-}
-
-async function findKey(backend: Backend, password: string): Promise<{ key: MasterKey; keyId: Id }> {
-  const problems: string[] = [];
-  for await (const f of backend.list('keys')) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await backend.load('keys', f.name);
-      const key = await openKeyFile(bytes, password);
-      if (key) return { key, keyId: f.name };
-    } catch (err) {
-      if (!(err instanceof ResticError)) throw err;
-      problems.push(`keys/${f.name}: ${err.message}`);
-    }
-  }
-  if (problems.length) throw new IntegrityError(`${problems.join('; ')} (and no other key matched the password)`);
-  throw new WrongPasswordError();
 }

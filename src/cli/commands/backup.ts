@@ -32,7 +32,6 @@ function statusIntervalMs(): number {
 const str = (v: Values, key: string) => v[key] as string | undefined;
 
 export const backupCommand: Command = {
-  summary: 'Create a new snapshot of files and directories',
   usage:
     '[flags] [FILE/DIR]...\n\n' +
     '  --parent ID, -f/--force, -e/--exclude P, --iexclude P, --exclude-file F, --iexclude-file F,\n' +

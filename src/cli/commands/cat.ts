@@ -3,7 +3,6 @@ import { openRepo, out, type Command } from '../command.js';
 import { cat, CAT_KINDS, type CatKind } from '../../commands/cat.js';
 
 export const catCommand: Command = {
-  summary: 'Print internal objects to stdout',
   usage: `${CAT_KINDS.join('|')} [ID]`,
   options: {},
   async run(g, _v, args) {

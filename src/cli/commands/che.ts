@@ -152,7 +152,6 @@ async function runOperator(v: Values, quiet: boolean): Promise<number> {
 }
 
 export const cheCommand: Command = {
-  summary: 'Eclipse Che backup and restore (chectl server:backup / server:restore, and the controller)',
   usage: `server:backup|server:restore|operator [flags]
 
   server:backup   back up Che through a CheClusterBackup; prints "Backup snapshot ID: <id>"

@@ -2,7 +2,6 @@ import { openRepo, out, type Command } from '../command.js';
 import { check } from '../../commands/check.js';
 
 export const checkCommand: Command = {
-  summary: 'Check the repository for errors',
   usage: '[--read-data]',
   options: { 'read-data': { type: 'boolean' } },
   async run(g, v) {

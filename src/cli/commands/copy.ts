@@ -7,7 +7,6 @@ import { readPassword } from '../password.js';
 import { FILTER_OPTIONS, filterFromFlags, reportSelection } from './snapshots.js';
 
 export const copyCommand: Command = {
-  summary: 'Copy snapshots from one repository to another',
   usage: '--from-repo SRC [--from-password-file FILE] [--host H] [--tag T[,T...]] [--path P] [ID...]  (--repo is the destination)',
   options: {
     ...FILTER_OPTIONS,

@@ -8,7 +8,6 @@ const statJSON = (s: DiffStat) =>
   `{"files":${s.files},"dirs":${s.dirs},"others":${s.others},"data_blobs":${s.dataBlobs},"tree_blobs":${s.treeBlobs},"bytes":${s.bytes}}`;
 
 export const diffCommand: Command = {
-  summary: 'Show differences between two snapshots',
   usage: 'SNAPSHOT-ID SNAPSHOT-ID [--metadata] [--json]',
   options: { metadata: { type: 'boolean' } },
   async run(g, v, args) {

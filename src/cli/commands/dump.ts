@@ -4,7 +4,6 @@ import { dump } from '../../commands/dump.js';
 import { FILTER_OPTIONS, filterFromFlags } from './snapshots.js';
 
 export const dumpCommand: Command = {
-  summary: 'Print a backed-up file to stdout, or a directory as a tar archive',
   usage: 'SNAPSHOT PATH [--archive tar] [--host H] [--tag T] [--path P]',
   options: { ...FILTER_OPTIONS, archive: { type: 'string', short: 'a' } },
   async run(g, v, args) {

@@ -5,7 +5,6 @@ import { findNodeJSON, formatLocalTime, formatNode, Output } from '../format.js'
 import { FILTER_OPTIONS, filterFromFlags } from './snapshots.js';
 
 export const findCommand: Command = {
-  summary: 'Find a file, a directory or restic IDs',
   usage: 'PATTERN... [-s SNAPSHOT]... [-i] [-l] [--json] [--host H] [--tag T] [--path P]',
   options: {
     ...FILTER_OPTIONS,

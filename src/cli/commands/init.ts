@@ -4,7 +4,6 @@ import { init } from '../../commands/init.js';
 import { readPassword } from '../password.js';
 
 export const initCommand: Command = {
-  summary: 'Initialize a new repository',
   usage: '[--repository-version 1|2]',
   options: { 'repository-version': { type: 'string' } },
   async run(g, v) {

@@ -5,7 +5,6 @@ import { formatGoTimeString, formatNode, goList, lsNodeJSON, Output } from '../f
 import { FILTER_OPTIONS, filterFromFlags, snapshotJSON } from './snapshots.js';
 
 export const lsCommand: Command = {
-  summary: 'List files in a snapshot',
   usage: 'SNAPSHOT [DIR...] [-l] [--recursive] [--json] [--host H] [--tag T] [--path P]',
   options: { ...FILTER_OPTIONS, long: { type: 'boolean', short: 'l' }, recursive: { type: 'boolean' } },
   async run(g, v, args) {

@@ -5,7 +5,6 @@ import { formatBytes, formatDurationMs, formatNode, Output, snapshotString } fro
 import { FILTER_OPTIONS, filterFromFlags } from './snapshots.js';
 
 export const restoreCommand: Command = {
-  summary: 'Extract the data from a snapshot',
   usage:
     'SNAPSHOT[:SUBFOLDER] --target DIR [--include P]... [--exclude P]... [--iinclude P]... [--iexclude P]... [--verify] [--sparse] [--dry-run] [--host H] [--tag T] [--path P]',
   options: {

@@ -3,7 +3,6 @@ import { createRestServer } from '../../backends/rest/server.js';
 import { out, type Command } from '../command.js';
 
 export const serveCommand: Command = {
-  summary: 'Serve repositories over restic\'s REST protocol (like rest-server)',
   usage:
     '--path DIR [--listen HOST:PORT] [--htpasswd-file FILE] [--no-auth] [--append-only] [--private-repos] [--tls [--tls-cert FILE --tls-key FILE]] [--max-size BYTES]',
   options: {

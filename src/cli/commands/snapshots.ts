@@ -24,7 +24,6 @@ export function reportSelection(sel: { warnings: string[]; unresolved: string[] 
 }
 
 export const snapshotsCommand: Command = {
-  summary: 'List all snapshots',
   usage: '[--host H] [--tag T[,T...]] [--path P] [--latest N] [--group-by host,paths,tags] [--compact] [--json] [ID...]',
   options: {
     ...FILTER_OPTIONS,

@@ -5,7 +5,6 @@ import { formatBytes } from '../format.js';
 import { FILTER_OPTIONS, filterFromFlags } from './snapshots.js';
 
 export const statsCommand: Command = {
-  summary: 'Scan the repository and show basic statistics',
   usage: `[SNAPSHOT-ID...] [--mode ${STATS_MODES.join('|')}] [--json] [--host H] [--tag T] [--path P]`,
   options: { ...FILTER_OPTIONS, mode: { type: 'string' } },
   async run(g, v, args) {

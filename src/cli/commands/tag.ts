@@ -4,7 +4,6 @@ import { parseTagList } from '../../repo/snapshot-filter.js';
 import { FILTER_OPTIONS, filterFromFlags, reportSelection } from './snapshots.js';
 
 export const tagCommand: Command = {
-  summary: 'Modify tags on snapshots',
   usage: '(--set T[,T...] | --add T[,T...] | --remove T[,T...])... [--host H] [--tag T[,T...]] [--path P] [ID...]',
   options: {
     ...FILTER_OPTIONS,

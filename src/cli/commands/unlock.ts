@@ -2,7 +2,6 @@ import { openRepo, out, type Command } from '../command.js';
 import { unlock } from '../../commands/unlock.js';
 
 export const unlockCommand: Command = {
-  summary: 'Remove stale locks (all locks with --remove-all)',
   usage: '[--remove-all]',
   options: { 'remove-all': { type: 'boolean' } },
   async run(g, v) {

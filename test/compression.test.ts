@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compress, decompress, initCompression } from '../src/repo/compression.js';
+import { IntegrityError } from '../src/errors.js';
+
+beforeAll(() => initCompression());
+
+/** A zstd frame of raw blocks, with the content size written in `fcsBytes` bytes (0: none). */
+function rawFrame(content: Uint8Array, fcsBytes: 0 | 1 | 2 | 4 | 8): Uint8Array {
+  const parts: number[] = [0x28, 0xb5, 0x2f, 0xfd];
+  const singleSegment = fcsBytes === 1;
+  const fcsFlag = { 0: 0, 1: 0, 2: 1, 4: 2, 8: 3 }[fcsBytes];
+  parts.push((fcsFlag << 6) | (singleSegment ? 0x20 : 0));
+  // Window 2^20: large enough for 128 KiB blocks.
+  if (!singleSegment) parts.push(10 << 3);
+  let fcs = fcsBytes === 2 ? content.length - 256 : content.length;
+  for (let i = 0; i < fcsBytes; i++) {
+    parts.push(fcs % 256);
+    fcs = Math.floor(fcs / 256);
+  }
+  const maxBlock = 128 * 1024;
+  for (let off = 0; off === 0 || off < content.length; off += maxBlock) {
+    const block = content.subarray(off, off + maxBlock);
+    const last = off + maxBlock >= content.length ? 1 : 0;
+    const header = (block.length << 3) | last;
+    parts.push(header & 0xff, (header >> 8) & 0xff, (header >> 16) & 0xff);
+    for (const b of block) parts.push(b);
+  }
+  return Uint8Array.from(parts);
+}
+
+describe('zstd decompression', () => {
+  // Both decoders are used, split at 256 KiB of output; content sizes are read from every header form.
+  for (const size of [0, 1, 255, 256, 65_791, 65_792, 262_143, 262_144, 1_000_000]) {
+    it(`round-trips ${size} bytes`, () => {
+      const data = randomBytes(size);
+      // Half random, half zeros: compressible but not trivially.
+      data.fill(0, size >> 1);
+      expect(Buffer.from(decompress(compress(data, 'auto'))).equals(data)).toBe(true);
+    });
+  }
+
+  for (const fcsBytes of [0, 1, 2, 4, 8] as const) {
+    it(`reads frames with a ${fcsBytes}-byte content size field`, () => {
+      for (const size of fcsBytes === 1 ? [0, 200] : fcsBytes === 2 ? [256, 60_000] : [300, 300_000]) {
+        const data = randomBytes(size);
+        expect(Buffer.from(decompress(rawFrame(data, fcsBytes))).equals(data)).toBe(true);
+        expect(Buffer.from(decompress(rawFrame(data, fcsBytes), size)).equals(data)).toBe(true);
+      }
+    });
+  }
+
+  it('reports damaged frames as IntegrityError', () => {
+    const frame = compress(randomBytes(1000).fill(7, 500), 'auto');
+    expect(() => decompress(frame.subarray(0, frame.length - 3))).toThrow(IntegrityError);
+    expect(() => decompress(Uint8Array.from([1, 2, 3, 4, 5, 6]))).toThrow(IntegrityError);
+  });
+});
