@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { goModeFromStat, nodeFromPath, restoreMetadataSync, statModeFromGo } from '../src/fs/node.js';
+import { goModeFromStat, nodeFromPath, restoreMetadata, statModeFromGo } from '../src/fs/node.js';
 import { parseGoTime } from '../src/repo/gotime.js';
 import type { Node } from '../src/repo/node.js';
 import { decodeTree, encodeTree, sortNodes } from '../src/repo/tree.js';
@@ -181,7 +181,7 @@ describe('Go file modes', () => {
   });
 });
 
-describe("restoreMetadataSync", () => {
+describe('restoreMetadata', () => {
   it('restores permissions, owner (as root) and times to the microsecond', async () => {
     process.env.TZ = 'Asia/Kolkata';
     const names = ['small.txt', 'setuid', 'noperm', 'old', 'future', 'sticky', 'link', 'badlink', 'fifo', ...(isRoot ? ['nobody', 'unnamed'] : [])];
@@ -206,7 +206,7 @@ describe("restoreMetadataSync", () => {
         default:
           throw new Error(`unexpected ${src.type}`);
       }
-      restoreMetadataSync(dst, src);
+      await restoreMetadata(dst, src);
       const back = await nodeFromPath(dst, Buffer.from(name), { withAtime: true });
       expect(back.mode, name).toBe(src.mode);
       if (isRoot) expect([back.uid, back.gid, back.user, back.group], name).toEqual([src.uid, src.gid, src.user, src.group]);

@@ -25,11 +25,9 @@ export interface Backend {
   save(type: FileType, name: string, data: Uint8Array): Promise<void>;
   /**
    * Reads `length` bytes from `offset` (the whole rest of the file when length is omitted).
-   * A range past the end of the file is an error (not NotFoundError). `into`, a buffer of at least
-   * `length` bytes, may be read into instead of new memory (the result is then a view of it);
-   * backends that do not use it ignore it.
+   * A range past the end of the file is an error (not NotFoundError).
    */
-  load(type: FileType, name: string, offset?: number, length?: number, into?: Uint8Array): Promise<Uint8Array>;
+  load(type: FileType, name: string, offset?: number, length?: number): Promise<Uint8Array>;
   stat(type: FileType, name: string): Promise<FileInfo>;
   /** Lists files of one type; stops early when `signal` aborts. */
   list(type: FileType, signal?: AbortSignal): AsyncIterable<FileInfo>;

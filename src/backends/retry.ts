@@ -143,10 +143,10 @@ export class RetryBackend implements Backend {
     return false;
   }
 
-  load(type: FileType, name: string, offset?: number, length?: number, into?: Uint8Array): Promise<Uint8Array> {
+  load(type: FileType, name: string, offset?: number, length?: number): Promise<Uint8Array> {
     const file = label(type, name);
     return this.run('load', file, async () => {
-      const data = await this.inner.load(type, name, offset, length, into);
+      const data = await this.inner.load(type, name, offset, length);
       // A truncated body is a transfer fault: try again rather than hand out short data.
       if (length !== undefined && data.length !== length) throw new ResticError(`${file}: short read, got ${data.length} of ${length} bytes`);
       return data;

@@ -1,8 +1,7 @@
 // Filesystem entry <-> tree node, as restic 0.14's archiver builds nodes and its restorer applies
 // metadata. Extended attributes are not read or restored: Node.js has no xattr API without a
 // native addon, so a file with xattrs gets a node (and tree id) that differs from restic's.
-import { chmodSync, lchownSync, lutimesSync, utimesSync } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { chmod, lchown, lstat, lutimes, readlink, utimes } from 'node:fs/promises';
 
 import { ResticError } from '../errors.js';
 import { goStringFromBytes } from '../repo/gostring.js';
@@ -174,29 +173,26 @@ function utimeArg(goTime: string): string {
  * ignored unless running as root), permission bits (not on symlinks), then access and
  * modification times, to the microsecond (Node.js' utimes cannot do nanoseconds). Every step
  * is tried; the first failure is thrown at the end. Extended attributes are not restored.
- * Synchronous: a restore sets this for thousands of files, and through the thread pool (several
- * calls at once on one directory) each call took five times longer than in a row.
  */
-export function restoreMetadataSync(path: string | Buffer, node: Node): void {
+export async function restoreMetadata(path: string | Buffer, node: Node): Promise<void> {
   let first: unknown;
-  const attempt = (step: () => void, tolerate?: (e: NodeJS.ErrnoException) => boolean): void => {
+  const attempt = async (step: () => Promise<void>, tolerate?: (e: NodeJS.ErrnoException) => boolean): Promise<void> => {
     try {
-      step();
+      await step();
     } catch (e) {
       if (tolerate?.(e as NodeJS.ErrnoException) !== true) first ??= e;
     }
   };
   // chown before chmod: chown clears setuid/setgid bits.
-  attempt(
-    () => lchownSync(path, node.uid, node.gid),
+  await attempt(
+    () => lchown(path, node.uid, node.gid),
     (e) => e.code === 'EPERM' && process.geteuid?.() !== 0,
   );
-  if (node.type !== 'symlink') attempt(() => chmodSync(path, statModeFromGo(node.mode ?? 0) & 0o7777));
-  attempt(() => {
+  if (node.type !== 'symlink') await attempt(() => chmod(path, statModeFromGo(node.mode ?? 0) & 0o7777));
+  await attempt(async () => {
     const atime = utimeArg(node.atime);
     const mtime = utimeArg(node.mtime);
-    if (node.type === 'symlink') lutimesSync(path, atime, mtime);
-    else utimesSync(path, atime, mtime);
+    await (node.type === 'symlink' ? lutimes(path, atime, mtime) : utimes(path, atime, mtime));
   });
   if (first !== undefined) throw first;
 }

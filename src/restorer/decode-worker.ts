@@ -10,18 +10,13 @@ const writer = new RangeWriter(key, sparse);
 
 parentPort!.on('message', (req: WorkerRequest) => {
   let reply: WorkerReply;
-  const transfer: ArrayBuffer[] = [];
   try {
     if ('close' in req) {
       writer.close();
       reply = { seq: req.seq, bytes: 0 };
-    } else {
-      // The range's buffer goes back to be read into again.
-      reply = { seq: req.seq, bytes: writer.write(req.job), data: req.job.data };
-      transfer.push(req.job.data.buffer as ArrayBuffer);
-    }
+    } else reply = { seq: req.seq, bytes: writer.write(req.job) };
   } catch (err) {
     reply = errorReply(req.seq, err);
   }
-  parentPort!.postMessage(reply, transfer);
+  parentPort!.postMessage(reply);
 });

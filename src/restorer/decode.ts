@@ -255,7 +255,7 @@ function writeSparse(fd: number, data: Uint8Array, offset: number): void {
 
 /** Messages between RangeDispatcher and its workers. */
 export type WorkerRequest = { seq: number; job: RangeJob } | { seq: number; close: true };
-export type WorkerReply = { seq: number; bytes: number; data?: Uint8Array } | { seq: number; error: string; integrity: boolean };
+export type WorkerReply = { seq: number; bytes: number } | { seq: number; error: string; integrity: boolean };
 
 export function errorReply(seq: number, err: unknown): WorkerReply {
   return { seq, error: (err as Error).message, integrity: err instanceof IntegrityError };
@@ -265,14 +265,8 @@ export function errorReply(seq: number, err: unknown): WorkerReply {
 // decode and write on the calling thread.
 const WORKER_URL = new URL('./decode-worker.js', import.meta.url);
 
-/** What a job gives back: bytes written, and the job's data when its buffer was handed over (for reuse). */
-export interface RangeResult {
-  bytes: number;
-  data?: Uint8Array;
-}
-
 interface Pending {
-  resolve: (result: RangeResult) => void;
+  resolve: (bytes: number) => void;
   reject: (err: Error) => void;
 }
 
@@ -314,7 +308,7 @@ export class RangeDispatcher {
       this.pending.delete(reply.seq);
       this.busy[index]!--;
       if ('error' in reply) p.reject(reply.integrity ? new IntegrityError(reply.error) : new ResticError(reply.error));
-      else p.resolve({ bytes: reply.bytes, data: reply.data });
+      else p.resolve(reply.bytes);
     });
     // A thread that dies takes its jobs with it: fail everything waiting, and any later job.
     const fail = (why: string) => {
@@ -331,7 +325,7 @@ export class RangeDispatcher {
     this.busy.push(0);
   }
 
-  private send(index: number, req: WorkerRequest, transfer: ArrayBuffer[]): Promise<RangeResult> {
+  private send(index: number, req: WorkerRequest, transfer: ArrayBuffer[]): Promise<number> {
     if (this.failure && !('close' in req)) return Promise.reject(this.failure);
     this.busy[index]!++;
     return new Promise((resolve, reject) => {
@@ -340,20 +334,14 @@ export class RangeDispatcher {
     });
   }
 
-  /**
-   * Decodes and writes one range; `job.data` is handed over and must not be used after. With
-   * `ownsBuffer` (nothing else uses the memory behind `job.data`) its whole buffer goes to the thread
-   * and comes back in the result, for the next read; otherwise the result has no data.
-   */
-  async run(job: RangeJob, ownsBuffer = false): Promise<RangeResult> {
-    if (this.local) return { bytes: this.local.write(job), data: ownsBuffer ? job.data : undefined };
-    // A buffer can only be transferred whole; small reads may share one of Node's pools.
-    const whole = job.data.byteOffset === 0 && job.data.byteLength === job.data.buffer.byteLength;
-    const data = ownsBuffer || whole ? job.data : job.data.slice();
+  /** Decodes and writes one range; `job.data` is handed over and must not be used after. Returns bytes written. */
+  async run(job: RangeJob): Promise<number> {
+    if (this.local) return this.local.write(job);
+    // Only a buffer of its own can be transferred; small reads may share a pool.
+    const data = job.data.byteOffset === 0 && job.data.byteLength === job.data.buffer.byteLength ? job.data : job.data.slice();
     let index = 0;
     for (let i = 1; i < this.busy.length; i++) if (this.busy[i]! < this.busy[index]!) index = i;
-    const result = await this.send(index, { seq: this.seq++, job: { ...job, data } }, [data.buffer as ArrayBuffer]);
-    return ownsBuffer ? result : { bytes: result.bytes };
+    return this.send(index, { seq: this.seq++, job: { ...job, data } }, [data.buffer as ArrayBuffer]);
   }
 
   /** Closes all files and stops the workers (once, however often called); throws the first close error. */

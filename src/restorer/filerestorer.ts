@@ -67,7 +67,6 @@ export async function restoreFileContents(repo: Repository, files: readonly File
   }
   const { ranges, bytes, blobsLeft } = planned;
   const dispatcher = options.dispatcher ?? new RangeDispatcher(repo.key, options.sparse === true, RangeDispatcher.threadsFor(bytes));
-  const buffers = new RangeBuffers();
   let written = 0;
   let failed = false;
   const errors: unknown[] = [];
@@ -76,7 +75,7 @@ export async function restoreFileContents(repo: Repository, files: readonly File
     while (!failed && next < ranges.length) {
       const range = ranges[next++]!;
       try {
-        const n = await restoreRange(repo, dispatcher, buffers, range);
+        const n = await restoreRange(repo, dispatcher, range);
         written += n;
         for (const b of range.blobs) {
           for (const f of b.files) if (--blobsLeft[f]! === 0) options.onFileDone?.(f);
@@ -143,39 +142,17 @@ function splitRanges(packId: Id, blobs: PackBlob[]): Range[] {
   return ranges;
 }
 
-/**
- * Buffers of MAX_RANGE bytes that ranges are read into, each used again once its range is written:
- * fresh memory for every read was a good part of a restore's system time (the kernel maps and clears
- * each new page). At most one per range in flight.
- */
-class RangeBuffers {
-  private readonly free: Uint8Array[] = [];
-
-  take(length: number): Uint8Array | undefined {
-    return length <= MAX_RANGE ? (this.free.pop() ?? new Uint8Array(MAX_RANGE)) : undefined;
-  }
-
-  give(buffer: Uint8Array): void {
-    if (buffer.buffer.byteLength === MAX_RANGE) this.free.push(new Uint8Array(buffer.buffer));
-  }
-}
-
-async function restoreRange(repo: Repository, dispatcher: RangeDispatcher, buffers: RangeBuffers, { packId, blobs }: Range): Promise<number> {
+async function restoreRange(repo: Repository, dispatcher: RangeDispatcher, { packId, blobs }: Range): Promise<number> {
   const start = blobs[0]!.loc.offset;
   const last = blobs[blobs.length - 1]!.loc;
   const length = last.offset + last.length - start;
-  const into = buffers.take(length);
   let data: Uint8Array;
   try {
-    data = await repo.backend.load('data', packId, start, length, into);
+    data = await repo.backend.load('data', packId, start, length);
   } catch (err) {
-    if (into) buffers.give(into);
     if (err instanceof ResticError && err.message.includes(packId)) throw err;
     throw new ResticError(`pack ${packId}: ${(err as Error).message}`);
   }
-  // Backends that do not read into the given buffer return their own.
-  const ownsBuffer = into !== undefined && data.buffer === into.buffer;
-  if (into && !ownsBuffer) buffers.give(into);
   if (data.length !== length) throw new IntegrityError(`pack ${packId}: read ${data.length} bytes at offset ${start}, expected ${length}`);
   const job: RangeBlob[] = blobs.map((b) => ({
     type: b.loc.type,
@@ -185,7 +162,5 @@ async function restoreRange(repo: Repository, dispatcher: RangeDispatcher, buffe
     ...(b.loc.uncompressedLength !== undefined ? { uncompressedLength: b.loc.uncompressedLength } : {}),
     targets: b.targets,
   }));
-  const result = await dispatcher.run({ packId, data, blobs: job }, ownsBuffer);
-  if (result.data) buffers.give(result.data);
-  return result.bytes;
+  return dispatcher.run({ packId, data, blobs: job });
 }

@@ -1,7 +1,7 @@
 import { constants as fsc, promises as fs } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { restoreMetadataSync } from '../fs/node.js';
+import { restoreMetadata } from '../fs/node.js';
 import { IntegrityError, NotFoundError, ResticError, UsageError } from '../errors.js';
 import type { Node } from '../repo/node.js';
 import type { Id } from '../repo/id.js';
@@ -270,12 +270,14 @@ export async function restoreTree(repo: Repository, treeId: Id, options: Restore
     const contentItems = plan.items.filter((i) => i.kind === 'content');
     const files: FileToRestore[] = contentItems.map((i) => ({ path: inTree(i.rel), location: i.location, size: i.node.size ?? 0, content: i.node.content ?? [] }));
     // A file's metadata is set as soon as its content is complete, while other files are still written.
+    const metadata: Promise<void>[] = [];
     await restoreFileContents(repo, files, {
       sparse: options.sparse,
       concurrency: options.packConcurrency,
       dispatcher,
-      onFileDone: (i) => setMetadata(files[i]!.path, contentItems[i]!, warn),
+      onFileDone: (i) => metadata.push(restoreMetadata(files[i]!.path, contentItems[i]!.node).catch((err: unknown) => warn(contentItems[i]!.location, errnoText(err)))),
     });
+    await Promise.all(metadata);
     await createItems(plan.items, staging, tree, warn);
     await checkConflicts(tree, target);
     for (const name of await fs.readdir(tree, { encoding: 'buffer' })) {
@@ -290,7 +292,7 @@ export async function restoreTree(repo: Repository, treeId: Id, options: Restore
   }
   // Directory metadata last and deepest first: creating their children changes their times.
   for (const d of [...plan.dirs].reverse()) {
-    setMetadata(Buffer.concat([target, d.rel]), d, warn);
+    await restoreMetadata(Buffer.concat([target, d.rel]), d.node).catch((err: unknown) => warn(d.location, errnoText(err)));
   }
   report();
   const stats = { ...plan.stats, errors };
@@ -300,15 +302,6 @@ export async function restoreTree(repo: Repository, treeId: Id, options: Restore
     stats.verified = await verifyFiles(repo, checks);
   }
   return stats;
-}
-
-/** Sets an item's metadata; a failure is a warning (restic's "ignoring error"), not the end of the restore. */
-function setMetadata(path: Buffer, item: { node: Node; location: string }, warn: (location: string, message: string) => void): void {
-  try {
-    restoreMetadataSync(path, item.node);
-  } catch (err) {
-    warn(item.location, errnoText(err));
-  }
 }
 
 /** Creates everything but file content: empty files, hard links, symlinks, special files; then metadata. */
@@ -351,7 +344,7 @@ async function createItems(items: readonly PlannedItem[], staging: Buffer, tree:
       warn(item.location, errnoText(err));
       return;
     }
-    setMetadata(path, item, warn);
+    await restoreMetadata(path, node).catch((err: unknown) => warn(item.location, errnoText(err)));
   };
   // Hard links after the files they point to.
   let next = 0;

@@ -67,7 +67,7 @@ export class LocalBackend implements Backend {
     await fs.chmod(final, 0o400).catch(() => undefined);
   }
 
-  async load(type: FileType, name: string, offset = 0, length?: number, into?: Uint8Array): Promise<Uint8Array> {
+  async load(type: FileType, name: string, offset = 0, length?: number): Promise<Uint8Array> {
     const file = this.filename(type, name);
     let fh: fs.FileHandle;
     try {
@@ -82,8 +82,7 @@ export class LocalBackend implements Backend {
       if (offset < 0 || len < 0 || offset + len > size) {
         throw new PermanentError(`${type}/${name}: range ${offset}+${len} is past the end of the file (size ${size})`);
       }
-      // Reading into memory used before spares the kernel mapping fresh pages (restores read gigabytes).
-      const buf = into && into.length >= len ? into.subarray(0, len) : Buffer.allocUnsafe(len);
+      const buf = Buffer.allocUnsafe(len);
       let done = 0;
       while (done < len) {
         const { bytesRead } = await fh.read(buf, done, len - done, offset + done);
