@@ -218,7 +218,8 @@ describe('chunker loop (WebAssembly vs TS)', () => {
 
   test('kernel: a cut on the first byte, on odd and even offsets, and the digest carried over', () => {
     const k = rabinKernel!;
-    const data = nc.randomBytes(3 * 1024 * 1024);
+    // Fixed pseudo-random bytes: random ones had no cut in 3 MiB about one run in twelve.
+    const data = nc.createCipheriv('aes-128-ctr', Buffer.alloc(16, 1), Buffer.alloc(16)).update(Buffer.alloc(3 * 1024 * 1024));
     // The TS Splitter, started at MIN_SIZE on the same bytes, is the reference for each cut.
     const sp = new Splitter(TEST_POL, { wasm: false });
     const first = sp.next(data, 0, data.length);

@@ -15,10 +15,9 @@ export function nodeCryptoSuite(nc: typeof NodeCrypto, poly1305: Poly1305): Cryp
   const primitives: Primitives = {
     name: 'node',
     randomBytes: (n) => nc.randomFillSync(new Uint8Array(n)),
-    aes256ctr(key, iv, input, out) {
-      const c = nc.createCipheriv('aes-256-ctr', key, iv);
-      out.set(c.update(input), 0);
-      c.final();
+    aes256ctr(key, iv, input) {
+      // CTR mode has no final block: update() returns all of it.
+      return plain(nc.createCipheriv('aes-256-ctr', key, iv).update(input));
     },
     aes128block(key, block) {
       const c = nc.createCipheriv('aes-128-ecb', key, null);

@@ -17,9 +17,7 @@ const purePrimitives: Primitives = {
     for (let i = 0; i < n; i += RANDOM_CHUNK) webCrypto.getRandomValues(out.subarray(i, Math.min(n, i + RANDOM_CHUNK)));
     return out;
   },
-  aes256ctr(key, iv, input, out) {
-    out.set(ctr(key, iv).encrypt(input));
-  },
+  aes256ctr: (key, iv, input) => ctr(key, iv).encrypt(input),
   aes128block(key, block) {
     return ecb(key, { disablePadding: true }).encrypt(block);
   },

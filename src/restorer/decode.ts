@@ -1,13 +1,12 @@
 // Decoding pack ranges and writing their blobs into files. This runs on worker threads when they are
 // available: MAC, AES, zstd and SHA-256 are most of a restore's CPU time, and doing the writes there
 // too keeps the plaintext off the main thread (which only reads packs).
-import { createCipheriv, createDecipheriv, createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { closeSync, constants as fsc, existsSync, ftruncateSync, openSync, writeSync, writevSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { CiphertextError, CRYPTO_OVERHEAD, decrypt, type MasterKey } from '../crypto/index.js';
-import { poly1305Wasm } from '../crypto/poly1305-wasm.js';
+import { CiphertextError, decrypt, type MasterKey } from '../crypto/index.js';
 import { IntegrityError, ResticError } from '../errors.js';
 import { decompress } from '../repo/compression.js';
 import type { Id } from '../repo/id.js';
@@ -36,37 +35,13 @@ export interface RangeJob {
 
 const integrity = (packId: Id, blob: PackedBlob, what: string) => new IntegrityError(`pack ${packId}: ${blob.type} blob ${blob.id}: ${what}`);
 
-/** Poly1305's r with the bits it ignores cleared (restic may store it unclamped). */
-function clampR(r: Uint8Array): Buffer {
-  const c = Buffer.from(r);
-  for (const i of [3, 7, 11, 15]) c[i]! &= 15;
-  for (const i of [4, 8, 12]) c[i]! &= 252;
-  return c;
-}
-
-/**
- * restic's decryption (MAC over IV ‖ ciphertext checked first, then AES-256-CTR) written for the
- * restore's hot path: the plaintext is the one buffer the cipher allocates. This is the same
- * construction as crypto/suite.ts's decrypt, which allocates and copies twice more per blob; on
- * runtimes without WebAssembly it is used instead.
- */
 function decryptBlob(key: MasterKey, packId: Id, blob: PackedBlob, stored: Uint8Array): Uint8Array {
-  if (!poly1305Wasm) {
-    try {
-      return decrypt(key, stored);
-    } catch (err) {
-      if (err instanceof CiphertextError) throw integrity(packId, blob, 'ciphertext verification failed');
-      throw err;
-    }
+  try {
+    return decrypt(key, stored);
+  } catch (err) {
+    if (err instanceof CiphertextError) throw integrity(packId, blob, 'ciphertext verification failed');
+    throw err;
   }
-  if (stored.length < CRYPTO_OVERHEAD) throw integrity(packId, blob, 'ciphertext verification failed');
-  const iv = stored.subarray(0, 16);
-  const body = stored.subarray(16, stored.length - 16);
-  const ecb = createCipheriv('aes-128-ecb', key.macK, null).setAutoPadding(false);
-  const oneTime = Buffer.concat([clampR(key.macR), ecb.update(iv), ecb.final()]);
-  const tag = poly1305Wasm(body, oneTime);
-  if (!timingSafeEqual(tag, stored.subarray(stored.length - 16))) throw integrity(packId, blob, 'ciphertext verification failed');
-  return createDecipheriv('aes-256-ctr', key.encrypt, iv).update(body);
 }
 
 /**
