@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:net';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeFromStats, OwnerNames } from '../src/archiver/node-stat.js';
+import { nodeFromLstat, OwnerNames } from '../src/archiver/node-stat.js';
 import { decodeParentTree } from '../src/archiver/parent.js';
 import { IntegrityError } from '../src/errors.js';
 import { nodeFromPath } from '../src/fs/node.js';
@@ -38,14 +38,14 @@ afterAll(async () => {
   await removeDir(dir);
 });
 
-describe('nodeFromStats', () => {
+describe('nodeFromLstat', () => {
   it.each([false, true])('equals nodeFromPath for every kind of entry (withAtime %s)', async (withAtime) => {
     const owners = new OwnerNames();
     for (const p of entries) {
       const st = lstatSync(p, { bigint: true });
       await owners.load([st]);
       const name = Buffer.from(path.basename(p));
-      expect(nodeFromStats(Buffer.from(p), name, st, owners, withAtime), p).toEqual(await nodeFromPath(p, name, { withAtime }));
+      expect(nodeFromLstat(Buffer.from(p), name, st, owners, withAtime), p).toEqual(await nodeFromPath(p, name, { withAtime }));
     }
   });
 });

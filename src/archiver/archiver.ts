@@ -20,7 +20,7 @@ import type { BlobSaver } from './blob-saver.js';
 import type { Excluder } from './exclude.js';
 import { FileSaver } from './file-saver.js';
 import { isErrnoError, ItemError, pathError } from './item-error.js';
-import { lstatEntry, nodeFromStats, OwnerNames } from './node-stat.js';
+import { lstatEntry, nodeFromLstat, OwnerNames } from './node-stat.js';
 import { encodesEqual, fileChanged, nameKey, ParentTreeLoader, type ChangeOptions, type ParentDir } from './parent.js';
 import { joinPath, parentDir } from './paths.js';
 import type { Progress } from './progress.js';
@@ -258,7 +258,7 @@ export class Archiver {
       const path = paths[i]!;
       let node: Node;
       try {
-        node = nodeFromStats(path, names[i]!, st, this.owners, this.opts.withAtime === true);
+        node = nodeFromLstat(path, names[i]!, st, this.owners, this.opts.withAtime === true);
       } catch (err) {
         this.report(path.toString(), isErrnoError(err) ? pathError(err.syscall ?? 'lstat', path.toString(), err) : new ItemError((err as Error).message));
         return undefined;

@@ -1,6 +1,7 @@
 // Filesystem entry <-> tree node, as restic 0.14's archiver builds nodes and its restorer applies
 // metadata. Extended attributes are not read or restored: Node.js has no xattr API without a
 // native addon, so a file with xattrs gets a node (and tree id) that differs from restic's.
+import type { BigIntStats } from 'node:fs';
 import { chmod, lchown, lstat, lutimes, readlink, utimes } from 'node:fs/promises';
 
 import { ResticError } from '../errors.js';
@@ -107,52 +108,60 @@ export interface NodeFromPathOptions {
   withAtime?: boolean;
 }
 
+/** What nodeFromStats needs besides the lstat result: owner names, and a symlink's target. */
+export interface NodeExtras {
+  user: string;
+  group: string;
+  /** Read for symlinks only (see isSymlinkStats). */
+  linktarget?: Buffer;
+  withAtime: boolean;
+}
+
+export function isSymlinkStats(st: BigIntStats): boolean {
+  return (Number(st.mode) & S_IFMT) === S_IFLNK;
+}
+
 /**
- * The node restic 0.14's archiver makes for `path` (not followed if a symlink). Files get
- * `content: []` and directories no `subtree`: the caller fills them in.
+ * The node restic 0.14's archiver makes for an lstat result of `path`. Files get `content: []`
+ * and directories no `subtree`: the caller fills them in.
  */
-export async function nodeFromPath(path: string | Buffer, rawName: Buffer, options: NodeFromPathOptions = {}): Promise<Node> {
-  const st = await lstat(path, { bigint: true });
+export function nodeFromStats(path: string | Buffer, rawName: Buffer, st: BigIntStats, extras: NodeExtras): Node {
   const stMode = Number(st.mode);
   const type = nodeType(stMode);
   if (type === undefined) throw new ResticError(`${String(path)}: unsupported file type (mode ${stMode.toString(8)})`);
-  const uid = Number(st.uid);
-  const gid = Number(st.gid);
   const mtime = formatGoTime(st.mtimeNs);
   const node: Node = {
     rawName,
     name: rawName.toString('utf8'),
     type,
     mtime,
-    atime: options.withAtime === true ? formatGoTime(st.atimeNs) : mtime,
+    atime: extras.withAtime ? formatGoTime(st.atimeNs) : mtime,
     ctime: formatGoTime(st.ctimeNs),
-    uid,
-    gid,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
     content: type === 'file' ? [] : null,
   };
   const mode = goModeFromStat(stMode);
   if (mode) node.mode = mode;
-  const [user, group] = await Promise.all([lookupUserName(uid), lookupGroupName(gid)]);
-  if (user) node.user = user;
-  if (group) node.group = group;
+  if (extras.user) node.user = extras.user;
+  if (extras.group) node.group = extras.group;
   if (st.ino) node.inode = exact(st.ino);
   if (st.dev) node.deviceId = exact(st.dev);
   // restic records links for everything but directories, fifos and sockets.
   const links = type === 'dir' || type === 'fifo' || type === 'socket' ? 0 : Number(st.nlink);
   if (links) node.links = links;
-  switch (type) {
-    case 'file':
-      if (st.size) node.size = Number(st.size);
-      break;
-    case 'symlink':
-      node.linktarget = goStringFromBytes(await readlink(path, { encoding: 'buffer' }));
-      break;
-    case 'dev':
-    case 'chardev':
-      if (st.rdev) node.device = Number(st.rdev);
-      break;
-  }
+  if (type === 'file' && st.size) node.size = Number(st.size);
+  else if (type === 'symlink') node.linktarget = goStringFromBytes(extras.linktarget ?? Buffer.alloc(0));
+  else if ((type === 'dev' || type === 'chardev') && st.rdev) node.device = Number(st.rdev);
   return node;
+}
+
+/** nodeFromStats for `path` (not followed if a symlink), with the owner names looked up. */
+export async function nodeFromPath(path: string | Buffer, rawName: Buffer, options: NodeFromPathOptions = {}): Promise<Node> {
+  const st = await lstat(path, { bigint: true });
+  const [user, group] = await Promise.all([lookupUserName(Number(st.uid)), lookupGroupName(Number(st.gid))]);
+  const linktarget = isSymlinkStats(st) ? await readlink(path, { encoding: 'buffer' }) : undefined;
+  return nodeFromStats(path, rawName, st, { user, group, linktarget, withAtime: options.withAtime === true });
 }
 
 /**
