@@ -4,12 +4,14 @@ import { UsageError } from '../errors.js';
 import type { UnlockedKey } from '../repo/keyfile.js';
 import type { Repository, RepositoryOptions } from '../repo/repository.js';
 import type { CompressionMode } from '../repo/compression.js';
-import { readPassword } from './password.js';
+import { readPassword, type PasswordSources } from './password.js';
 
 /** Flags every command accepts (restic's global flags). */
 export interface GlobalOptions {
   repo: string;
+  /** --password-file / RESTIC_PASSWORD_FILE and --password-command / RESTIC_PASSWORD_COMMAND. */
   passwordFile?: string;
+  passwordCommand?: string;
   json: boolean;
   quiet: boolean;
   noLock: boolean;
@@ -90,7 +92,7 @@ export function openRepo(g: GlobalOptions): Promise<Repository> {
 
 /** Starts openRepo(g) for later; returns the opening so main() can wait until scrypt runs, or for all of it. */
 export function startOpening(g: GlobalOptions): Opening {
-  const signature = JSON.stringify([g.repo, g.passwordFile, g.compression, g.packSize, g.cacert, g.insecureTls, g.extended]);
+  const signature = JSON.stringify([g.repo, g.passwordFile, g.passwordCommand, g.compression, g.packSize, g.cacert, g.insecureTls, g.extended]);
   if (opening?.signature !== signature) {
     const unlocking = beginUnlock(g);
     const repo = unlocking.then(async ({ backend, key, options }) => {
@@ -108,7 +110,7 @@ export function startOpening(g: GlobalOptions): Opening {
 async function beginUnlock(g: GlobalOptions): Promise<{ backend: Backend; key: Promise<UnlockedKey>; options: RepositoryOptions }> {
   const options = repoOptions(g);
   const backend = await backendFor(g);
-  const password = await readPassword({ passwordFile: g.passwordFile, env: process.env }, 'enter password for repository: ');
+  const password = await readPassword(passwordSources(g), 'enter password for repository: ');
   const { unlockKey } = await import('../repo/keyfile.js');
   const key = unlockKey(backend, password);
   // Repository.open reports it (after a missing config, if any): never an unhandled rejection.
@@ -116,9 +118,9 @@ async function beginUnlock(g: GlobalOptions): Promise<{ backend: Backend; key: P
   return { backend, key, options };
 }
 
-/** Whether openRepo(g) can run without asking anything on the terminal. */
-export function passwordIsGiven(g: GlobalOptions): boolean {
-  return g.passwordFile !== undefined || !!process.env.RESTIC_PASSWORD_FILE || process.env.RESTIC_PASSWORD !== undefined;
+/** Where the repository's password comes from. */
+export function passwordSources(g: GlobalOptions): PasswordSources {
+  return { file: g.passwordFile, command: g.passwordCommand, password: process.env.RESTIC_PASSWORD || undefined };
 }
 
 export function oneArg(args: string[], what: string): string {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ResticError, UsageError } from '../errors.js';
-import { openResources, passwordIsGiven, startOpening, type GlobalOptions } from './command.js';
+import { openResources, passwordSources, startOpening, type GlobalOptions } from './command.js';
+import { givenWithoutPrompt } from './password.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 
 // The AWS SDK warns on every run under Node 20 (it prefers 22); restic-ts supports Node 20 on purpose.
@@ -12,6 +13,7 @@ type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 const GLOBAL_OPTIONS: OptionSpec = {
   repo: { type: 'string', short: 'r' },
   'password-file': { type: 'string', short: 'p' },
+  'password-command': { type: 'string' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
   verbose: { type: 'boolean', short: 'v', multiple: true },
@@ -34,6 +36,7 @@ ${Object.entries(COMMANDS)
 Global flags:
   -r, --repo REPO           repository (or RESTIC_REPOSITORY)
   -p, --password-file FILE  read the password from FILE (or RESTIC_PASSWORD_FILE / RESTIC_PASSWORD)
+      --password-command CMD  the password is CMD's output (or RESTIC_PASSWORD_COMMAND)
       --json                machine-readable output
   -q, --quiet               print less
       --compression MODE    auto|off|max for v2 repositories (or RESTIC_COMPRESSION)
@@ -86,7 +89,8 @@ type ParsedValues = Record<string, string | boolean | string[] | boolean[] | und
 function globalOptions(v: ParsedValues): GlobalOptions {
   return {
     repo: (v.repo as string | undefined) ?? process.env.RESTIC_REPOSITORY ?? '',
-    passwordFile: v['password-file'] as string | undefined,
+    passwordFile: (v['password-file'] as string | undefined) || process.env.RESTIC_PASSWORD_FILE || undefined,
+    passwordCommand: (v['password-command'] as string | undefined) || process.env.RESTIC_PASSWORD_COMMAND || undefined,
     json: v.json === true,
     quiet: v.quiet === true,
     noLock: v['no-lock'] === true,
@@ -113,7 +117,7 @@ function openRepoEarly(entry: CommandEntry, argv: string[]): ReturnType<typeof s
   } catch {
     return undefined;
   }
-  if (!g.repo || !passwordIsGiven(g)) return undefined;
+  if (!g.repo || !givenWithoutPrompt(passwordSources(g))) return undefined;
   const early = startOpening(g);
   early.repo.catch(() => undefined);
   return early;

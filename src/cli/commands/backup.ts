@@ -1,4 +1,5 @@
-import { list, openRepo, type Command, type GlobalOptions, type Values } from '../command.js';
+import { list, openRepo, passwordSources, type Command, type GlobalOptions, type Values } from '../command.js';
+import { givenWithoutPrompt } from '../password.js';
 import { backup, type BackupOptions } from '../../commands/backup.js';
 import { UsageError } from '../../errors.js';
 import { formatGoTime } from '../../repo/gotime.js';
@@ -76,7 +77,7 @@ export const backupCommand: Command = {
       if (filesFromRaw.length) throw new UsageError('--stdin and --files-from-raw cannot be used together');
       if (args.length) throw new UsageError('--stdin was specified and files/dirs were listed as arguments');
     }
-    const passwordFromStdin = !g.passwordFile && !process.env.RESTIC_PASSWORD_FILE && process.env.RESTIC_PASSWORD === undefined;
+    const passwordFromStdin = !givenWithoutPrompt(passwordSources(g));
     if (passwordFromStdin && (stdin || [...filesFrom, ...filesFromVerbatim, ...filesFromRaw].includes('-'))) {
       throw new UsageError('unable to read password from stdin when data is to be read from stdin, use --password-file or $RESTIC_PASSWORD');
     }

@@ -7,11 +7,12 @@ import { readPassword } from '../password.js';
 import { FILTER_OPTIONS, filterFromFlags, reportSelection } from './snapshots.js';
 
 export const copyCommand: Command = {
-  usage: '--from-repo SRC [--from-password-file FILE] [--host H] [--tag T[,T...]] [--path P] [ID...]  (--repo is the destination)',
+  usage: '--from-repo SRC [--from-password-file FILE | --from-password-command CMD] [--host H] [--tag T[,T...]] [--path P] [ID...]  (--repo is the destination)',
   options: {
     ...FILTER_OPTIONS,
     'from-repo': { type: 'string' },
     'from-password-file': { type: 'string' },
+    'from-password-command': { type: 'string' },
   },
   async run(g, v, args) {
     const fromRepo = (v['from-repo'] as string | undefined) || process.env.RESTIC_FROM_REPOSITORY;
@@ -19,8 +20,9 @@ export const copyCommand: Command = {
     const srcBackend = await backendFor({ ...g, repo: fromRepo });
     const srcPassword = await readPassword(
       {
-        passwordFile: (v['from-password-file'] as string | undefined) || process.env.RESTIC_FROM_PASSWORD_FILE || undefined,
-        env: { RESTIC_PASSWORD: process.env.RESTIC_FROM_PASSWORD || undefined },
+        file: (v['from-password-file'] as string | undefined) || process.env.RESTIC_FROM_PASSWORD_FILE || undefined,
+        command: (v['from-password-command'] as string | undefined) || process.env.RESTIC_FROM_PASSWORD_COMMAND || undefined,
+        password: process.env.RESTIC_FROM_PASSWORD || undefined,
       },
       'enter password for source repository: ',
     );

@@ -1,5 +1,5 @@
 import { UsageError } from '../../errors.js';
-import { backendFor, out, repoOptions, type Command } from '../command.js';
+import { backendFor, out, passwordSources, repoOptions, type Command } from '../command.js';
 import { init } from '../../commands/init.js';
 import { readPassword } from '../password.js';
 
@@ -11,7 +11,7 @@ export const initCommand: Command = {
     const version = raw === 'latest' || raw === 'stable' ? 2 : Number(raw);
     if (version !== 1 && version !== 2) throw new UsageError(`unsupported repository version "${raw}": use 1 or 2`);
     const backend = await backendFor(g);
-    const password = await readPassword({ passwordFile: g.passwordFile, env: process.env }, 'enter password for new repository: ', true);
+    const password = await readPassword(passwordSources(g), 'enter password for new repository: ', true);
     const repo = await init(backend, { password, version, ...repoOptions(g) });
     if (g.json) out(JSON.stringify({ message_type: 'initialized', id: repo.config.id, repository: backend.location }) + '\n');
     else if (!g.quiet) {
