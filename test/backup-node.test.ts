@@ -8,11 +8,10 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeFromLstat, OwnerNames } from '../src/archiver/node-stat.js';
-import { decodeParentTree } from '../src/archiver/parent.js';
 import { IntegrityError } from '../src/errors.js';
 import { nodeFromPath } from '../src/fs/node.js';
 import type { Node } from '../src/repo/node.js';
-import { decodeTree, encodeTree, sortNodes } from '../src/repo/tree.js';
+import { decodeTree, decodeTreeExact, decodeTreeFast, encodeTree, sortNodes } from '../src/repo/tree.js';
 import { makeTempDir, removeDir } from './helpers/fixtures.js';
 
 let dir: string;
@@ -50,7 +49,7 @@ describe('nodeFromLstat', () => {
   });
 });
 
-describe('decodeParentTree', () => {
+describe('decodeTree (JSON.parse fast path, then the exact decoder)', () => {
   async function realTree(): Promise<Buffer> {
     const nodes: Node[] = [];
     for (const p of entries) nodes.push(await nodeFromPath(p, Buffer.from(path.basename(p))));
@@ -59,9 +58,10 @@ describe('decodeParentTree', () => {
     return encodeTree(sortNodes(nodes));
   }
 
-  it('reads trees as restic writes them exactly like decodeTree', async () => {
+  it('reads trees as restic writes them on the fast path, exactly like the exact decoder', async () => {
     const tree = await realTree();
-    expect(decodeParentTree(tree)).toEqual(decodeTree(tree));
+    expect(decodeTreeFast(tree)).toBeDefined();
+    expect(decodeTree(tree)).toEqual(decodeTreeExact(tree));
   });
 
   const cases: [string, string][] = [
@@ -74,12 +74,12 @@ describe('decodeParentTree', () => {
     ['missing times and ids', '{"nodes":[{"name":"x","type":"symlink","linktarget":"y"}]}'],
     ['extended attributes', '{"nodes":[{"name":"x","type":"file","mtime":"2020-01-01T00:00:00Z","atime":"2020-01-01T00:00:00Z","ctime":"2020-01-01T00:00:00Z","uid":0,"gid":0,"extended_attributes":[{"name":"user.a","value":"YWI="}],"content":[]}]}'],
   ];
-  it.each(cases)('%s: same result as decodeTree', (_name, json) => {
+  it.each(cases)('%s: same result as the exact decoder', (_name, json) => {
     const data = Buffer.from(json);
-    expect(decodeParentTree(data)).toEqual(decodeTree(data));
+    expect(decodeTree(data)).toEqual(decodeTreeExact(data));
   });
 
-  it.each(['{"nodes":[', '[1]', '{"nodes":[{"name":"x","type":"nope"}]}', '{"nodes":[{"name":"x","type":"file","mtime":"yesterday"}]}'])('malformed %s: IntegrityError like decodeTree', (json) => {
-    expect(() => decodeParentTree(Buffer.from(json))).toThrow(IntegrityError);
+  it.each(['{"nodes":[', '[1]', '{"nodes":[{"name":"x","type":"nope"}]}', '{"nodes":[{"name":"x","type":"file","mtime":"yesterday"}]}'])('malformed %s: IntegrityError', (json) => {
+    expect(() => decodeTree(Buffer.from(json))).toThrow(IntegrityError);
   });
 });

@@ -12,7 +12,7 @@ import { IntegrityError, UsageError } from '../src/errors.js';
 import { goJsonString, goStringFromBytes, INVALID_BYTE_MARK, isGoPrint, quoteName, unquoteName } from '../src/repo/gostring.js';
 import { formatGoTime, parseGoTime } from '../src/repo/gotime.js';
 import type { Node } from '../src/repo/node.js';
-import { decodeTree, encodeTree, sortNodes } from '../src/repo/tree.js';
+import { decodeTree, decodeTreeExact, decodeTreeFast, encodeTree, sortNodes } from '../src/repo/tree.js';
 import { expectOk, restic } from './helpers/run.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -317,5 +317,53 @@ describe('Go times', () => {
       expect(() => parseGoTime(bad), bad).toThrow(IntegrityError);
     }
     expect(parseGoTime('2024-02-29T00:00:00.1234567891-01:00')).toBe(BigInt(Date.UTC(2024, 1, 29, 1)) * 1_000_000n + 123456789n);
+  });
+});
+
+describe('tree decoding fast path', () => {
+  /** Bytes that stress the JSON forms: invalid UTF-8, U+FFFD, controls, quotes, multi-byte runes. */
+  function randomBytes(rand: () => number, n: number): Buffer {
+    const pieces = [[0xff], [0xef, 0xbf, 0xbd], [0x0a], [0x22], [0x5c], [0xe2, 0x80, 0xa8], [0xf0, 0x9f, 0x98, 0x80], [0xed, 0xa0, 0x80], [0x3c]];
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push(...(rand() < 0.3 ? pieces[Math.floor(rand() * pieces.length)]! : [0x61 + Math.floor(rand() * 26)]));
+    return Buffer.from(out);
+  }
+
+  it('gives the exact decoder’s nodes for 300 random trees, and they encode back to the same bytes', () => {
+    let seed = 42;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    let fast = 0;
+    for (let t = 0; t < 300; t++) {
+      const nodes: Node[] = [];
+      const names = new Set<string>();
+      for (let i = 0; i < 1 + Math.floor(rand() * 6); i++) {
+        const rawName = randomBytes(rand, 1 + Math.floor(rand() * 8));
+        if (names.has(rawName.toString('latin1'))) continue;
+        names.add(rawName.toString('latin1'));
+        const symlink = rand() < 0.5;
+        nodes.push({
+          rawName,
+          name: rawName.toString('utf8'),
+          type: symlink ? 'symlink' : 'file',
+          mode: symlink ? 0o777 | 0x08000000 : 0o644,
+          mtime: '2026-11-28T01:50:27.176901325Z',
+          atime: '2026-11-28T01:50:27.176901325Z',
+          ctime: '2026-11-28T01:50:27.176901325+05:30',
+          uid: Math.floor(rand() * 70000),
+          gid: 0,
+          user: goStringFromBytes(randomBytes(rand, 3)),
+          links: 1,
+          ...(symlink ? { linktarget: goStringFromBytes(randomBytes(rand, 6)), content: null } : { size: 3, content: ['ab'.repeat(32)] }),
+        });
+      }
+      const bytes = encodeTree(sortNodes(nodes));
+      if (decodeTreeFast(bytes)) fast++;
+      const decoded = decodeTree(bytes);
+      expect(decoded).toEqual(decodeTreeExact(bytes));
+      expect(encodeTree(decoded).equals(bytes)).toBe(true);
+    }
+    // Both paths were exercised.
+    expect(fast).toBeGreaterThan(20);
+    expect(fast).toBeLessThan(300);
   });
 });

@@ -1,12 +1,11 @@
 // The parent snapshot of a backup and restic 0.14's change detection against it.
-import { ResticError, UsageError } from '../errors.js';
-import { unquoteName } from '../repo/gostring.js';
-import { checkGoTime, parseGoTime } from '../repo/gotime.js';
+import { UsageError } from '../errors.js';
+import { parseGoTime } from '../repo/gotime.js';
 import type { Id } from '../repo/id.js';
 import type { Node } from '../repo/node.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
-import { decodeTree } from '../repo/tree.js';
+import { decodeTreeExact, decodeTreeFast } from '../repo/tree.js';
 
 export interface ParentQuery {
   /** Snapshot id or unique prefix given with --parent. */
@@ -61,9 +60,9 @@ export class ParentTreeLoader {
 
   async load(treeId: Id): Promise<ParentDir> {
     const data = await this.blob(treeId);
-    const fast = fastDecode(data);
+    const fast = decodeTreeFast(data);
     const byName = new Map<string, Node>();
-    for (const n of fast ?? decodeTree(data)) byName.set(nameKey(n.rawName), n);
+    for (const n of fast ?? decodeTreeExact(data)) byName.set(nameKey(n.rawName), n);
     return { byName, reusable: fast !== undefined && hasResticFraming(data) };
   }
 
@@ -93,107 +92,6 @@ export class ParentTreeLoader {
 function hasResticFraming(data: Uint8Array): boolean {
   const head = Buffer.from(data.buffer, data.byteOffset, Math.min(data.length, 19)).toString('latin1');
   return (head.startsWith('{"nodes":[{"name":"') || head.startsWith('{"nodes":[]}')) && data[data.length - 1] === 0x0a;
-}
-
-const KNOWN_FIELDS = new Set(['name', 'type', 'mode', 'mtime', 'atime', 'ctime', 'uid', 'gid', 'user', 'group', 'inode', 'device_id', 'size', 'links', 'linktarget', 'device', 'content', 'subtree', 'error']);
-const NODE_TYPES = new Set(['file', 'dir', 'symlink', 'dev', 'chardev', 'fifo', 'socket']);
-const ZERO_TIME = '0001-01-01T00:00:00Z';
-const LOWER_ID = /^[0-9a-f]{64}$/;
-
-/** Thrown inside the fast path when a tree needs the exact decoder. */
-class Unusual extends Error {}
-
-function count(v: unknown): number {
-  if (v === undefined || v === null) return 0;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Unusual();
-  return v;
-}
-
-function text(v: unknown): string {
-  if (v === undefined || v === null) return '';
-  if (typeof v !== 'string') throw new Unusual();
-  return v;
-}
-
-function time(v: unknown): string {
-  if (v === undefined || v === null) return ZERO_TIME;
-  const t = text(v);
-  checkGoTime(t);
-  return t;
-}
-
-function id(v: unknown): string {
-  if (typeof v !== 'string' || !LOWER_ID.test(v)) throw new Unusual();
-  return v;
-}
-
-/**
- * A parent tree as decodeTree reads it, several times faster: JSON.parse handles trees as restic
- * writes them (lower-case field names, integers below 2^53, no extended attributes); anything else
- * goes to the exact decoder (src/repo/tree.ts), which also reports malformed trees.
- */
-export function decodeParentTree(data: Uint8Array): Node[] {
-  return fastDecode(data) ?? decodeTree(data);
-}
-
-/** The fast path of decodeParentTree; undefined when the tree needs the exact decoder. */
-function fastDecode(data: Uint8Array): Node[] | undefined {
-  try {
-    const doc = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.length).toString('utf8')) as unknown;
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Unusual();
-    const list = (doc as { nodes?: unknown }).nodes;
-    if (list === undefined || list === null) return [];
-    if (!Array.isArray(list)) throw new Unusual();
-    return list.map((v: unknown): Node => {
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Unusual();
-      const o = v as Record<string, unknown>;
-      for (const k in o) if (!KNOWN_FIELDS.has(k)) throw new Unusual();
-      const type = text(o.type);
-      if (!NODE_TYPES.has(type)) throw new Unusual();
-      const rawName = unquoteName(text(o.name));
-      let content: string[] | null = null;
-      if (Array.isArray(o.content)) content = o.content.map(id);
-      else if (o.content !== undefined && o.content !== null) throw new Unusual();
-      const node: Node = {
-        rawName,
-        name: rawName.toString('utf8'),
-        type: type as Node['type'],
-        mtime: time(o.mtime),
-        atime: time(o.atime),
-        ctime: time(o.ctime),
-        uid: count(o.uid),
-        gid: count(o.gid),
-        content,
-      };
-      if (node.uid > 0xffffffff || node.gid > 0xffffffff) throw new Unusual();
-      const mode = count(o.mode);
-      if (mode > 0xffffffff) throw new Unusual();
-      if (mode) node.mode = mode;
-      const user = text(o.user);
-      if (user) node.user = user;
-      const group = text(o.group);
-      if (group) node.group = group;
-      const inode = count(o.inode);
-      if (inode) node.inode = inode;
-      const deviceId = count(o.device_id);
-      if (deviceId) node.deviceId = deviceId;
-      const size = count(o.size);
-      if (size) node.size = size;
-      const links = count(o.links);
-      if (links) node.links = links;
-      const linktarget = text(o.linktarget);
-      if (linktarget) node.linktarget = linktarget;
-      const device = count(o.device);
-      if (device) node.device = device;
-      if (o.subtree !== undefined && o.subtree !== null) node.subtree = id(o.subtree);
-      const error = text(o.error);
-      if (error) node.error = error;
-      return node;
-    });
-  } catch (err) {
-    if (err instanceof Unusual || err instanceof SyntaxError || err instanceof ResticError) return undefined;
-    throw err;
-  }
 }
 
 /** Equal instants; the strings differ only when written in different time zones. */

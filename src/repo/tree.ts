@@ -1,6 +1,6 @@
 // Tree blobs: `{"nodes":[…]}\n` exactly as restic 0.14 (Go 1.19 encoding/json) writes them, since
 // the blob id is the SHA-256 of these bytes.
-import { IntegrityError, UsageError } from '../errors.js';
+import { IntegrityError, ResticError, UsageError } from '../errors.js';
 import { goJsonString, goStringFromBytes, INVALID_BYTE_MARK, quoteName, unquoteName } from './gostring.js';
 import { checkGoTime } from './gotime.js';
 import type { Node, NodeType } from './node.js';
@@ -416,7 +416,7 @@ function decodeNode(v: JsonValue): Node {
 }
 
 /** Parses a tree blob; unknown fields are ignored, malformed data throws IntegrityError. */
-export function decodeTree(data: Uint8Array): Node[] {
+export function decodeTreeExact(data: Uint8Array): Node[] {
   const doc = new JsonReader(data).document();
   if (doc === null) return [];
   if (!(doc instanceof Map)) throw new IntegrityError(`invalid tree: top level is ${typeName(doc)}`);
@@ -424,4 +424,116 @@ export function decodeTree(data: Uint8Array): Node[] {
   if (nodes === undefined || nodes === null) return [];
   if (!Array.isArray(nodes)) throw new IntegrityError(`invalid tree: "nodes" is ${typeName(nodes)}`);
   return nodes.map(decodeNode);
+}
+
+const KNOWN_FIELDS = new Set(['name', 'type', 'mode', 'mtime', 'atime', 'ctime', 'uid', 'gid', 'user', 'group', 'inode', 'device_id', 'size', 'links', 'linktarget', 'device', 'content', 'subtree', 'error']);
+const LOWER_ID = /^[0-9a-f]{64}$/;
+
+/** Thrown inside the fast path when a tree needs the exact decoder. */
+class Unusual extends Error {}
+
+function count(v: unknown): number {
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Unusual();
+  return v;
+}
+
+function text(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new Unusual();
+  return v;
+}
+
+/** Strict UTF-8: restic writes link targets and names as raw bytes, which may be invalid UTF-8. */
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+function time(v: unknown): string {
+  if (v === undefined || v === null) return ZERO_TIME;
+  const t = text(v);
+  checkGoTime(t);
+  return t;
+}
+
+function id(v: unknown): string {
+  if (typeof v !== 'string' || !LOWER_ID.test(v)) throw new Unusual();
+  return v;
+}
+
+/**
+ * decodeTreeExact's result for trees as restic writes them (lower-case field names, integers below
+ * 2^53, no extended attributes), several times faster through JSON.parse; undefined for any other
+ * tree, which then needs the exact decoder (that also reports malformed trees).
+ */
+export function decodeTreeFast(data: Uint8Array): Node[] | undefined {
+  try {
+    let json: string;
+    try {
+      json = utf8Strict.decode(data);
+    } catch {
+      throw new Unusual();
+    }
+    // Escapes JSON.parse reads differently from the exact decoder: surrogates (\ud800…; Go reads lone
+    // ones otherwise and never writes any) and \ufffd (Go's mark for a byte of invalid UTF-8, kept apart
+    // from a real U+FFFD so the tree encodes back to the same bytes).
+    if (/\\u(?:[dD][89a-fA-F]|[fF][fF][fF][dD])/.test(json)) throw new Unusual();
+    const doc = JSON.parse(json) as unknown;
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Unusual();
+    const list = (doc as { nodes?: unknown }).nodes;
+    if (list === undefined || list === null) return [];
+    if (!Array.isArray(list)) throw new Unusual();
+    return list.map((v: unknown): Node => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Unusual();
+      const o = v as Record<string, unknown>;
+      for (const k in o) if (!KNOWN_FIELDS.has(k)) throw new Unusual();
+      const type = text(o.type);
+      if (!NODE_TYPES.has(type)) throw new Unusual();
+      const rawName = unquoteName(text(o.name));
+      let content: string[] | null = null;
+      if (Array.isArray(o.content)) content = o.content.map(id);
+      else if (o.content !== undefined && o.content !== null) throw new Unusual();
+      const node: Node = {
+        rawName,
+        name: rawName.toString('utf8'),
+        type: type as Node['type'],
+        mtime: time(o.mtime),
+        atime: time(o.atime),
+        ctime: time(o.ctime),
+        uid: count(o.uid),
+        gid: count(o.gid),
+        content,
+      };
+      if (node.uid > 0xffffffff || node.gid > 0xffffffff) throw new Unusual();
+      const mode = count(o.mode);
+      if (mode > 0xffffffff) throw new Unusual();
+      if (mode) node.mode = mode;
+      const user = text(o.user);
+      if (user) node.user = user;
+      const group = text(o.group);
+      if (group) node.group = group;
+      const inode = count(o.inode);
+      if (inode) node.inode = inode;
+      const deviceId = count(o.device_id);
+      if (deviceId) node.deviceId = deviceId;
+      const size = count(o.size);
+      if (size) node.size = size;
+      const links = count(o.links);
+      if (links) node.links = links;
+      const linktarget = text(o.linktarget);
+      if (linktarget) node.linktarget = linktarget;
+      const device = count(o.device);
+      if (device) node.device = device;
+      if (o.subtree !== undefined && o.subtree !== null) node.subtree = id(o.subtree);
+      const error = text(o.error);
+      if (error) node.error = error;
+      return node;
+    });
+  } catch (err) {
+    if (err instanceof Unusual || err instanceof SyntaxError || err instanceof ResticError) return undefined;
+    throw err;
+  }
+}
+
+/** A tree blob's nodes, as restic's Go decoder reads them; IntegrityError for a malformed tree. */
+export function decodeTree(data: Uint8Array): Node[] {
+  return decodeTreeFast(data) ?? decodeTreeExact(data);
 }
