@@ -128,7 +128,8 @@ function sameList<T>(a: readonly T[] | null | undefined, b: readonly T[] | null 
 
 /** Extended attributes as one comparable string; restic compares them as a set, not in order. */
 function xattrKey(n: Node): string {
-  return (n.extendedAttributes ?? [])
+  if (!n.extendedAttributes?.length) return '';
+  return n.extendedAttributes
     .map((x) => `${x.name}=${x.value.toString('hex')}`)
     .sort()
     .join('\n');
@@ -161,29 +162,17 @@ export function nodesEqual(a: Node, b: Node): boolean {
   );
 }
 
-/** Whether two nodes encode to the same tree JSON (every encoded field equal, times as strings). */
+/**
+ * Whether two nodes encode to the same tree JSON: nodesEqual with times equal as strings (not only as
+ * instants), and without extended attributes (nodes the archiver makes never have any).
+ */
 export function encodesEqual(a: Node, b: Node): boolean {
   return (
-    a.rawName.equals(b.rawName) &&
-    a.type === b.type &&
-    (a.mode ?? 0) === (b.mode ?? 0) &&
     a.mtime === b.mtime &&
     a.atime === b.atime &&
     a.ctime === b.ctime &&
-    a.uid === b.uid &&
-    a.gid === b.gid &&
-    (a.user ?? '') === (b.user ?? '') &&
-    (a.group ?? '') === (b.group ?? '') &&
-    sameUint(a.inode, b.inode) &&
-    sameUint(a.deviceId, b.deviceId) &&
-    (a.size ?? 0) === (b.size ?? 0) &&
-    (a.links ?? 0) === (b.links ?? 0) &&
-    (a.linktarget ?? '') === (b.linktarget ?? '') &&
     !a.extendedAttributes?.length &&
     !b.extendedAttributes?.length &&
-    (a.device ?? 0) === (b.device ?? 0) &&
-    sameList(a.content, b.content, (x, y) => x === y) &&
-    a.subtree === b.subtree &&
-    (a.error ?? '') === (b.error ?? '')
+    nodesEqual(a, b)
   );
 }
