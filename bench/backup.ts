@@ -8,19 +8,14 @@
  *
  * Progress goes to stderr; the table goes to stdout, and stdout's last line is the same table as JSON.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { killRunning, measure, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN, TIME_BIN, verifyTree, type Measurement } from './common.js';
 
-const MiB = 1024 * 1024;
-const TIME_BIN = '/usr/bin/time';
-const RESTIC_BIN = process.env.RESTIC_BIN ?? '/usr/bin/restic';
-const RESTIC_TS_MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 interface Settings {
   sizeBytes: number;
@@ -28,14 +23,6 @@ interface Settings {
   seed: number;
   timeoutSec: number;
   tmp: string;
-}
-
-/** Accepts `256M`, `1G`, `1GiB`, `512MiB`, `100k` or plain bytes; suffixes are binary. */
-function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
-  if (!m) throw new Error(`bad size "${text}" (examples: 256M, 1G)`);
-  const exp = ['', 'k', 'm', 'g', 't'].indexOf(m[2]!.toLowerCase());
-  return Math.round(Number(m[1]) * 1024 ** exp);
 }
 
 function readSettings(): Settings {
@@ -62,19 +49,6 @@ function readSettings(): Settings {
     // Generous per-command cap (2 min + 1 s per MB) so a hung child cannot stall the bench forever.
     timeoutSec: int(values.timeout ?? process.env.BENCH_TIMEOUT ?? String(120 + Math.ceil(sizeBytes / 1e6)), 'timeout'),
     tmp: values.tmp ?? process.env.BENCH_TMPDIR ?? tmpdir(),
-  };
-}
-
-/** mulberry32: the layout (file sizes, names) is reproducible from the seed; contents come from randomFill. */
-function prng(seed: number): (lo: number, hi: number) => number {
-  let a = seed >>> 0;
-  return (lo, hi) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-    return lo + Math.floor(u * (hi - lo + 1));
   };
 }
 
@@ -158,79 +132,6 @@ async function makeDataSet(root: string, s: Settings): Promise<DataSet> {
   return { root, files: hashes.size, bytes, hashes };
 }
 
-interface Measurement {
-  ok: boolean;
-  seconds: number;
-  rssKiB: number | null;
-  error?: string;
-}
-
-let running: ChildProcess | undefined;
-
-/** Runs `cmd args` under /usr/bin/time in its own process group; output goes to `log`. */
-async function measure(cmd: string, args: string[], log: string, timeoutSec: number): Promise<Measurement> {
-  const timeFile = `${log}.time`;
-  const logFh = await open(log, 'w');
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('RESTIC_')) delete env[k];
-  const started = performance.now();
-  const child = spawn(TIME_BIN, ['-f', '%e %M', '-o', timeFile, cmd, ...args], {
-    stdio: ['ignore', logFh.fd, logFh.fd],
-    detached: true,
-    env,
-  });
-  running = child;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    if (child.pid) process.kill(-child.pid, 'SIGKILL');
-  }, timeoutSec * 1000);
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve).on('error', () => resolve(null)));
-  clearTimeout(timer);
-  running = undefined;
-  const seconds = (performance.now() - started) / 1000;
-  await logFh.close();
-
-  // /usr/bin/time writes "Command exited with non-zero status N" before the format line on failure.
-  const timeLines = existsSync(timeFile) ? (await readFile(timeFile, 'utf8')).trim().split('\n') : [];
-  const rss = Number(timeLines.at(-1)?.split(' ')[1]);
-  const rssKiB = Number.isFinite(rss) ? rss : null;
-  if (code === 0 && !timedOut) return { ok: true, seconds, rssKiB };
-  // The first error-looking line (restic's "Fatal:", a Node stack's "Error [...]: ...") beats the log's tail.
-  const lines = (await readFile(log, 'utf8')).split('\n').filter((l) => l.trim());
-  const reason = lines.find((l) => /^Fatal:|Error\b/.test(l)) ?? lines.at(-1) ?? 'no output';
-  const error = timedOut ? `timed out after ${timeoutSec} s` : `exit ${code}: ${reason.trim()}`;
-  return { ok: false, seconds, rssKiB, error };
-}
-
-/** Compares every regular file under `dir` with the recorded hashes; returns a list of problems. */
-async function verifyTree(dir: string, ds: DataSet): Promise<string[]> {
-  const problems: string[] = [];
-  const seen = new Set<string>();
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else {
-        const rel = relative(dir, p);
-        seen.add(rel);
-        const want = ds.hashes.get(rel);
-        if (want === undefined) problems.push(`extra: ${rel}`);
-        else if ((await sha256File(p)) !== want) problems.push(`differs: ${rel}`);
-      }
-    }
-  };
-  await walk(dir);
-  for (const rel of ds.hashes.keys()) if (!seen.has(rel)) problems.push(`missing: ${rel}`);
-  return problems;
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 async function duBytes(dir: string): Promise<number> {
   let total = 0;
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
@@ -277,7 +178,7 @@ async function runTool(tool: Tool, work: string, ds: DataSet, s: Settings): Prom
     // Both tools restore an absolute backup path below the target, e.g. TARGET/tmp/x/data.
     const restored = join(target, ds.root);
     process.stderr.write(`${tool.name}: verifying restore ... `);
-    result.restoreProblems = existsSync(restored) ? await verifyTree(restored, ds) : [`not found: ${restored}`];
+    result.restoreProblems = existsSync(restored) ? await verifyTree(restored, ds.hashes) : [`not found: ${restored}`];
     process.stderr.write(result.restoreProblems.length ? `${result.restoreProblems.length} problems\n` : 'byte-equal\n');
   }
   await rm(repo, { recursive: true, force: true });
@@ -297,13 +198,7 @@ async function main(): Promise<void> {
 
   const work = mkdtempSync(join(s.tmp, 'restic-ts-bench-'));
   const cleanup = (): void => {
-    if (running?.pid) {
-      try {
-        process.kill(-running.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    killRunning();
     rmSync(work, { recursive: true, force: true });
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -19,18 +19,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cp, mkdir, open, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN } from './common.js';
 
-const MiB = 1024 * 1024;
-const RESTIC_BIN = process.env.RESTIC_BIN ?? '/usr/bin/restic';
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-
-function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
-  if (!m) throw new Error(`bad size "${text}" (examples: 256M, 1G)`);
-  return Math.round(Number(m[1]) * 1024 ** ['', 'k', 'm', 'g', 't'].indexOf(m[2]!.toLowerCase()));
-}
 
 const { values } = parseArgs({
   options: { size: { type: 'string' }, 'small-files': { type: 'string' }, runs: { type: 'string' }, tmp: { type: 'string' }, timeout: { type: 'string' } },
@@ -41,19 +32,8 @@ const SMALL = Number(values['small-files'] ?? '20000');
 const RUNS = Math.max(1, Number(values.runs ?? '3'));
 const TIMEOUT_S = Number(values.timeout ?? String(300 + Math.ceil(SIZE / 1e6)));
 
-/** A fixed-seed generator for the layout; contents are random bytes. */
-function layout(seed: number): (lo: number, hi: number) => number {
-  let a = seed >>> 0;
-  return (lo, hi) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return lo + Math.floor((((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * (hi - lo + 1));
-  };
-}
-
 async function makeLarge(root: string, size: number): Promise<number> {
-  const rand = layout(1);
+  const rand = prng(1);
   const block = Buffer.allocUnsafe(8 * MiB);
   for (let i = 0, left = size; left > 0; i++) {
     const dir = join(root, `d${i % 4}`);
@@ -73,7 +53,7 @@ async function makeLarge(root: string, size: number): Promise<number> {
 }
 
 async function makeSmall(root: string, count: number): Promise<number> {
-  const rand = layout(2);
+  const rand = prng(2);
   const perDir = 100;
   let bytes = 0;
   for (let i = 0; i < count; i += perDir) {
@@ -116,7 +96,6 @@ function exec(cmd: string, args: string[], cwd: string): Promise<Run> {
   });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const min = (xs: number[]) => Math.min(...xs);
 
 interface SetResult {
@@ -169,7 +148,7 @@ async function benchSet(work: string, name: string, data: string, dataBytes: num
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} not found (npm run build)`);
+  if (!existsSync(RESTIC_TS_MAIN)) throw new Error(`${RESTIC_TS_MAIN} not found (npm run build)`);
   const work = mkdtempSync(join(values.tmp ?? tmpdir(), 'restic-ts-rebackup-'));
   const cleanup = () => rmSync(work, { recursive: true, force: true });
   process.on('SIGINT', () => {
@@ -183,7 +162,7 @@ async function main(): Promise<void> {
       join(work, 'rchar.mjs'),
       `import { readFileSync } from 'node:fs';\n` +
         `process.on('exit', () => process.stderr.write('rchar ' + /rchar: (\\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))[1] + '\\n'));\n` +
-        `await import(${JSON.stringify(CLI)});\n`,
+        `await import(${JSON.stringify(RESTIC_TS_MAIN)});\n`,
     );
     const sets: SetResult[] = [];
     if (SIZE > 0) {

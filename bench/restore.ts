@@ -11,19 +11,15 @@
  * Progress goes to stderr; the table goes to stdout, and stdout's last line is the result as JSON.
  * Exit code 1 when a restore fails or restic-ts's restore differs from the data.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, writeFile } from 'node:fs/promises';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { killRunning, measure, median, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN, TIME_BIN, verifyTree, type Measurement } from './common.js';
 
-const MiB = 1024 * 1024;
-const TIME_BIN = '/usr/bin/time';
-const RESTIC_BIN = process.env.RESTIC_BIN ?? '/usr/bin/restic';
-const RESTIC_TS_MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 interface Settings {
   sizeBytes: number;
@@ -32,6 +28,9 @@ interface Settings {
   seed: number;
   tmp: string;
 }
+
+/** Per command: generous, so that only a hung child stops the bench. */
+const TIMEOUT_S = 3600;
 
 function readSettings(): Settings {
   const { values } = parseArgs({
@@ -43,27 +42,12 @@ function readSettings(): Settings {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got "${text}"`);
     return n;
   };
-  const size = values.size ?? process.env.BENCH_SIZE ?? '1G';
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(size.trim());
-  if (!m) throw new Error(`bad size "${size}" (examples: 256M, 1G)`);
   return {
-    sizeBytes: Math.round(Number(m[1]) * 1024 ** ['', 'k', 'm', 'g', 't'].indexOf(m[2]!.toLowerCase())),
+    sizeBytes: parseSize(values.size ?? process.env.BENCH_SIZE ?? '1G'),
     smallFiles: int(values['small-files'] ?? process.env.BENCH_SMALL_FILES ?? '2000', 'small-files', 0),
     runs: int(values.runs ?? process.env.BENCH_RUNS ?? '3', 'runs', 1),
     seed: int(values.seed ?? process.env.BENCH_SEED ?? '1', 'seed', 0),
     tmp: values.tmp ?? process.env.BENCH_TMPDIR ?? tmpdir(),
-  };
-}
-
-/** mulberry32: file sizes depend only on the seed. */
-function prng(seed: number): (lo: number, hi: number) => number {
-  let a = seed >>> 0;
-  return (lo, hi) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return lo + Math.floor((((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * (hi - lo + 1));
   };
 }
 
@@ -102,48 +86,6 @@ async function makeDataSet(root: string, s: Settings): Promise<Map<string, strin
   return hashes;
 }
 
-interface Measurement {
-  seconds: number;
-  rssKiB: number;
-}
-
-/** Runs a command under /usr/bin/time; throws with its output's last lines when it fails. */
-async function measure(cmd: string, args: string[], timeFile: string): Promise<Measurement> {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('RESTIC_')) delete env[k];
-  const started = performance.now();
-  const child = spawn(TIME_BIN, ['-f', '%e %M', '-o', timeFile, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve).on('error', () => resolve(null)));
-  const seconds = (performance.now() - started) / 1000;
-  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
-  const rss = Number((await readFile(timeFile, 'utf8')).trim().split('\n').at(-1)?.split(' ')[1]);
-  return { seconds, rssKiB: rss };
-}
-
-async function verifyTree(dir: string, hashes: Map<string, string>): Promise<string[]> {
-  const problems: string[] = [];
-  const seen = new Set<string>();
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    const p = join(e.parentPath, e.name);
-    const rel = relative(dir, p);
-    seen.add(rel);
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(p, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
-    if (hashes.get(rel) === undefined) problems.push(`extra: ${rel}`);
-    else if (hash.digest('hex') !== hashes.get(rel)) problems.push(`differs: ${rel}`);
-  }
-  for (const rel of hashes.keys()) if (!seen.has(rel)) problems.push(`missing: ${rel}`);
-  return problems;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
 async function main(): Promise<void> {
   const s = readSettings();
   for (const [file, hint] of [
@@ -154,7 +96,16 @@ async function main(): Promise<void> {
     if (!existsSync(file)) throw new Error(`${file} not found (${hint})`);
   }
   const work = mkdtempSync(join(s.tmp, 'restic-ts-restore-bench-'));
-  const cleanup = () => rmSync(work, { recursive: true, force: true });
+  const cleanup = () => {
+    killRunning();
+    rmSync(work, { recursive: true, force: true });
+  };
+  // A command that fails or hangs ends the bench with its reason.
+  const run = async (cmd: string, args: string[]): Promise<Measurement> => {
+    const m = await measure(cmd, args, join(work, 'log'), TIMEOUT_S);
+    if (!m.ok) throw new Error(`${cmd} ${args.join(' ')}: ${m.error}`);
+    return m;
+  };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => {
       cleanup();
@@ -170,8 +121,8 @@ async function main(): Promise<void> {
     const repo = join(work, 'repo');
     const base = ['-r', repo, '--password-file', pw];
     const resticBase = [...base, '--cache-dir', join(work, 'cache')];
-    await measure(RESTIC_BIN, [...resticBase, 'init'], join(work, 'time'));
-    const backup = await measure(RESTIC_BIN, [...resticBase, 'backup', data], join(work, 'time'));
+    await run(RESTIC_BIN, [...resticBase, 'init']);
+    const backup = await run(RESTIC_BIN, [...resticBase, 'backup', data]);
     process.stderr.write(`${hashes.size} files, backed up by restic in ${backup.seconds.toFixed(1)} s\n`);
 
     const tools = {
@@ -186,9 +137,9 @@ async function main(): Promise<void> {
       for (const name of order) {
         const target = join(work, `target-${name}`);
         spawnSync('sync');
-        const m = await measure(tools[name].cmd, [...tools[name].args, 'restore', 'latest', '--target', target], join(work, 'time'));
+        const m = await run(tools[name].cmd, [...tools[name].args, 'restore', 'latest', '--target', target]);
         runs[name].push(m);
-        process.stderr.write(`run ${i + 1}: ${name} ${m.seconds.toFixed(2)} s, ${(m.rssKiB / 1024).toFixed(0)} MiB RSS\n`);
+        process.stderr.write(`run ${i + 1}: ${name} ${m.seconds.toFixed(2)} s, ${((m.rssKiB ?? 0) / 1024).toFixed(0)} MiB RSS\n`);
         if (name === 'restic-ts' && i === s.runs - 1) problems = await verifyTree(join(target, data), hashes);
         rmSync(target, { recursive: true, force: true });
       }
@@ -197,7 +148,7 @@ async function main(): Promise<void> {
     const bytes = s.sizeBytes + [...hashes.keys()].filter((k) => k.startsWith('small')).length * 4608;
     const summary = (name: keyof typeof tools) => {
       const secs = runs[name].map((m) => m.seconds);
-      return { seconds: secs, median: median(secs), rssMiB: Math.max(...runs[name].map((m) => m.rssKiB)) / 1024, mbPerSec: bytes / 1e6 / median(secs) };
+      return { seconds: secs, median: median(secs), rssMiB: Math.max(...runs[name].map((m) => m.rssKiB ?? 0)) / 1024, mbPerSec: bytes / 1e6 / median(secs) };
     };
     const r = summary('restic');
     const t = summary('restic-ts');
