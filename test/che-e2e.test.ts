@@ -99,7 +99,16 @@ async function roundTrip(ns: string, server: BackupServerInput): Promise<{ snaps
   await installSampleChe(kc, pg, { namespace: ns });
   const before = await waitAvailableThenSnapshot(ns);
   const stages: string[] = [];
-  const backup = await cheServerBackup({ kubeConfig: kc, namespace: ns, ...server, timeoutMs: 180_000, onProgress: (s) => s.stage && stages.push(s.stage) });
+  // chectl's 500 ms poll can miss a stage now that a backup takes well under a second: poll often enough
+  // to see every stage the controller goes through.
+  const backup = await cheServerBackup({
+    kubeConfig: kc,
+    namespace: ns,
+    ...server,
+    timeoutMs: 180_000,
+    pollIntervalMs: 10,
+    onProgress: (s) => s.stage && stages.at(-1) !== s.stage && stages.push(s.stage),
+  });
   expect(backup.status.state).toBe('Succeeded');
   expect(backup.status.snapshotId).toMatch(/^[0-9a-f]{64}$/);
   expect(backup.status.cheVersion).toBe('7.42.0');
