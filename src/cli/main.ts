@@ -1,9 +1,18 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
 import { ResticError, UsageError } from '../errors.js';
 import { openResources, passwordSources, startOpening, type GlobalOptions } from './command.js';
 import { givenWithoutPrompt } from './password.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
+
+// V8 recompiles a WebAssembly function with its optimising compiler once it has run a while (its
+// "tiering budget"). A short command decompresses enough metadata to cross the default budget in
+// zstd's decoder, whose largest function then takes 60-140 ms of CPU to optimise on a second thread,
+// racing scrypt for the cores, and the process cannot exit before it ends. Ten times the default still
+// tiers up within a few MiB of data, so long backups and restores run optimised code as before. V8
+// reads the budget when a module is instantiated; no module is before this line.
+setFlagsFromString('--wasm-tiering-budget=18000000');
 
 // The AWS SDK warns on every run under Node 20 (it prefers 22); restic-ts supports Node 20 on purpose.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

@@ -14,25 +14,6 @@ export function initCompression(): Promise<void> {
   return ready;
 }
 
-let warm: Promise<void> | undefined;
-
-/**
- * initCompression(), then a few decompressions of a tree-like document. Once zstd-wasm's decoder has
- * run a while, V8 compiles its hot functions again, optimised, on a background thread, and a process
- * cannot exit before that compilation ends: started here (Repository.open runs this while scrypt
- * runs) it is long over when a short command ends, instead of adding ~50 ms to its exit.
- */
-export function initDecompression(): Promise<void> {
-  warm ??= initCompression().then(() => {
-    const doc = new TextEncoder().encode(
-      JSON.stringify({ nodes: Array.from({ length: 300 }, (_, i) => ({ name: `file-${i}`, mtime: '2006-01-02T15:04:05.999999999Z', inode: 7919 * i, content: [(i * 2654435761).toString(16).repeat(8)] })) }),
-    );
-    const frame = zstdCompress(doc, LEVEL.auto);
-    for (let i = 0; i < 10; i++) zstdDecompress(frame, { defaultHeapSize: doc.length });
-  });
-  return warm;
-}
-
 export function compress(data: Uint8Array, mode: Exclude<CompressionMode, 'off'>): Uint8Array {
   return zstdCompress(data, LEVEL[mode]);
 }

@@ -3,7 +3,7 @@ import type { Backend, FileType } from '../backends/backend.js';
 import { decrypt, encrypt, newMasterKey, randomBytes, sha256Hex, CiphertextError, type MasterKey } from '../crypto/index.js';
 import { formatPolynomial, randomPolynomial } from '../chunker/index.js';
 import { IntegrityError, NotFoundError, UsageError } from '../errors.js';
-import { decompress, initCompression, initDecompression, type CompressionMode } from './compression.js';
+import { decompress, initCompression, type CompressionMode } from './compression.js';
 import { createBlobEncoder, type BlobEncoder } from './blob-encoder.js';
 import { decodeConfig, encodeConfig, type Config } from './config.js';
 import { toHex, type Id } from './id.js';
@@ -104,7 +104,7 @@ export class Repository {
     const unlocking = typeof password === 'string' ? unlockKey(backend, password) : Promise.resolve(password);
     // Reported after a missing config, if at all: never an unhandled rejection.
     unlocking.catch(() => undefined);
-    const compressionReady = initDecompression();
+    const compressionReady = initCompression();
     let stored: Uint8Array;
     try {
       stored = await backend.load('config', 'config');
