@@ -109,9 +109,12 @@ export function startOpening(g: GlobalOptions): Opening {
 
 async function beginUnlock(g: GlobalOptions): Promise<{ backend: Backend; key: Promise<UnlockedKey>; options: RepositoryOptions }> {
   const options = repoOptions(g);
+  // The key file code loads while the backend's does: both are on the way to starting scrypt.
+  const keyfileCode = import('../repo/keyfile.js');
+  keyfileCode.catch(() => undefined);
   const backend = await backendFor(g);
   const password = await readPassword(passwordSources(g), 'enter password for repository: ');
-  const { unlockKey } = await import('../repo/keyfile.js');
+  const { unlockKey } = await keyfileCode;
   const key = unlockKey(backend, password);
   // Repository.open reports it (after a missing config, if any): never an unhandled rejection.
   key.catch(() => undefined);

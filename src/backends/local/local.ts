@@ -1,4 +1,4 @@
-import { promises as fs, constants as fsc } from 'node:fs';
+import { promises as fs, constants as fsc, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Backend, FileInfo, FileType } from '../backend.js';
@@ -113,15 +113,20 @@ export class LocalBackend implements Backend {
     const top = join(this.root, type);
     const dirs = type === 'data' ? (await readdirOrEmpty(top)).map((d) => join(top, d)) : [top];
     for (const dir of dirs) {
-      for (const name of await readdirOrEmpty(dir)) {
-        if (signal?.aborted) return;
-        if (name.includes('-tmp-')) continue;
-        try {
-          const st = await fs.stat(join(dir, name));
-          if (st.isFile()) yield { name, size: st.size };
-        } catch (err) {
-          if (!isCode(err, 'ENOENT')) throw err;
+      const names = (await readdirOrEmpty(dir)).filter((name) => !name.includes('-tmp-'));
+      // A few stats run ahead of the consumer: a directory of thousands of snapshots or packs is not
+      // listed one stat round trip at a time, and an early stop leaves at most STAT_AHEAD behind.
+      const stats: (Promise<Stats | undefined> | undefined)[] = [];
+      for (let i = 0; i < names.length; i++) {
+        while (stats.length < Math.min(names.length, i + STAT_AHEAD)) {
+          const st = statOrMissing(join(dir, names[stats.length]!));
+          st.catch(() => undefined);
+          stats.push(st);
         }
+        if (signal?.aborted) return;
+        const st = await stats[i];
+        stats[i] = undefined;
+        if (st?.isFile()) yield { name: names[i]!, size: st.size };
       }
     }
   }
@@ -135,6 +140,18 @@ export class LocalBackend implements Backend {
   }
 
   async close(): Promise<void> {}
+}
+
+const STAT_AHEAD = 32;
+
+/** A file's stats, or undefined when it was removed since its directory was read. */
+async function statOrMissing(path: string): Promise<Stats | undefined> {
+  try {
+    return await fs.stat(path);
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return undefined;
+    throw err;
+  }
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {
