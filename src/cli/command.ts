@@ -109,6 +109,8 @@ export function startOpening(g: GlobalOptions): Opening {
 
 async function beginUnlock(g: GlobalOptions): Promise<{ backend: Backend; key: Promise<UnlockedKey>; options: RepositoryOptions }> {
   const options = repoOptions(g);
+  // scrypt runs half its lanes on a worker thread, which boots while the key file is found and read.
+  void import('../crypto/romix.js').then((m) => m.prestartRomixWorker());
   // The key file code loads while the backend's does: both are on the way to starting scrypt.
   const keyfileCode = import('../repo/keyfile.js');
   keyfileCode.catch(() => undefined);

@@ -1,5 +1,6 @@
 import type * as NodeCrypto from 'node:crypto';
 import type { Poly1305 } from './poly1305-wasm.js';
+import { scryptWithRomix, type Pbkdf2Once } from './romix.js';
 import { makeSuite, type CryptoSuite, type Primitives } from './suite.js';
 
 /** A view on a Buffer's bytes, so callers get a plain Uint8Array (no Buffer slice/toString quirks). */
@@ -36,10 +37,15 @@ export function nodeCryptoSuite(nc: typeof NodeCrypto, poly1305: Poly1305): Cryp
         digest: () => plain(h.digest()),
       };
     },
-    scrypt: (password, salt, { N, r, p }, maxmem) =>
-      new Promise((resolve, reject) => {
+    async scrypt(password, salt, params, maxmem) {
+      const pbkdf2: Pbkdf2Once = (pw, s, dkLen) => plain(nc.pbkdf2Sync(pw, s, 1, dkLen, 'sha256'));
+      const viaRomix = await scryptWithRomix(pbkdf2, password, salt, params);
+      if (viaRomix) return viaRomix;
+      const { N, r, p } = params;
+      return new Promise((resolve, reject) => {
         nc.scrypt(password, salt, 64, { N, r, p, maxmem }, (err, key) => (err ? reject(err) : resolve(plain(key))));
-      }),
+      });
+    },
   };
   return makeSuite(primitives, poly1305);
 }

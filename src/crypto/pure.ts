@@ -1,8 +1,10 @@
 import { ctr, ecb } from '@noble/ciphers/aes.js';
+import { pbkdf2 } from '@noble/hashes/pbkdf2.js';
 import { scryptAsync } from '@noble/hashes/scrypt.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ResticError } from '../errors.js';
 import { defaultPoly1305 } from './poly1305-wasm.js';
+import { scryptWithRomix, type Pbkdf2Once } from './romix.js';
 import { makeSuite, type CryptoSuite, type Primitives } from './suite.js';
 
 /** getRandomValues refuses more than 65536 bytes per call. */
@@ -31,7 +33,10 @@ const purePrimitives: Primitives = {
       digest: () => h.digest(),
     };
   },
-  scrypt: (password, salt, { N, r, p }, maxmem) => scryptAsync(password, salt, { N, r, p, dkLen: 64, maxmem }),
+  async scrypt(password, salt, params, maxmem) {
+    const pbkdf2Once: Pbkdf2Once = (pw, s, dkLen) => pbkdf2(sha256, pw, s, { c: 1, dkLen });
+    return (await scryptWithRomix(pbkdf2Once, password, salt, params)) ?? scryptAsync(password, salt, { ...params, dkLen: 64, maxmem });
+  },
 };
 
 /** The pure-JS implementation (@noble), used where node:crypto is missing; tests import it directly. */
