@@ -1,11 +1,12 @@
 // ls, find, dump, diff and stats: same output as restic 0.14 on restic-made repositories; bad input
 // gives a one-line error and exit code 1.
+import { spawn } from 'node:child_process';
 import { chmod, chown, link, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBackend, Repository } from '../src/index.js';
 import { RESTIC_REPO_NAMES, makeTempDir, removeDir, removeResticRepos, resticRepos, resticSnapshots, type ResticRepos, type SnapshotJson } from './helpers/fixtures.js';
-import { expectOk, formatRun, ours, restic, run, type RunResult } from './helpers/run.js';
+import { CLI, expectOk, formatRun, ours, restic, run, type RunResult } from './helpers/run.js';
 
 let fx: ResticRepos;
 let work: string;
@@ -93,6 +94,17 @@ describe.each(RESTIC_REPO_NAMES)('%s repo', (name) => {
       expect(mine.stdoutBytes.equals(theirs.stdoutBytes), `tar of ${dir} is byte-equal to restic's`).toBe(true);
     }
   });
+});
+
+it('dump into a pipe whose reader stops early ends quietly with the status restic gets from SIGPIPE', async () => {
+  const name = RESTIC_REPO_NAMES[0]!;
+  const child = spawn(process.execPath, [CLI, ...g(name), 'dump', 'latest', `${fx.src}/big/random-12m.bin`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.once('data', () => child.stdout.destroy());
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  expect(stderr).toBe('');
+  expect(code).toBe(141);
 });
 
 it('dump: long names, long link targets, big ids and special mode bits come out as restic writes them', async () => {

@@ -1,18 +1,9 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { setFlagsFromString } from 'node:v8';
 import { ResticError, UsageError } from '../errors.js';
 import { openResources, passwordSources, startOpening, type GlobalOptions } from './command.js';
 import { givenWithoutPrompt } from './password.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
-
-// V8 recompiles a WebAssembly function with its optimising compiler once it has run a while (its
-// "tiering budget"). A short command decompresses enough metadata to cross the default budget in
-// zstd's decoder, whose largest function then takes 60-140 ms of CPU to optimise on a second thread,
-// racing scrypt for the cores, and the process cannot exit before it ends. Ten times the default still
-// tiers up within a few MiB of data, so long backups and restores run optimised code as before. V8
-// reads the budget when a module is instantiated; no module is before this line.
-setFlagsFromString('--wasm-tiering-budget=18000000');
 
 // The AWS SDK warns on every run under Node 20 (it prefers 22); restic-ts supports Node 20 on purpose.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -165,15 +156,30 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Exits once stdout and stderr have taken everything written, without waiting for work the command no
+ * longer needs: at the end of a short command V8 is often still optimising hot WebAssembly (zstd's
+ * decoder: ~0.1 s of CPU) on a background thread, and a process left to end by itself waits for that.
+ */
+async function exitWhenFlushed(code: number): Promise<void> {
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))));
+  process.exit(code);
+}
+
+// A reader that stops early (`restic-ts dump ... | head`) closes the pipe: end quietly with the status
+// restic gets from SIGPIPE (128 + 13) instead of a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') process.stderr.write(`Fatal: writing to stdout: ${err.message}\n`);
+  process.exit(err.code === 'EPIPE' ? 141 : 1);
+});
+
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => exitWhenFlushed(code),
   (err: unknown) => {
     // One line, no stack: errors we raise carry a user-facing message; others (I/O) are summarised.
     const message = err instanceof ResticError ? err.message : err instanceof Error ? err.message : String(err);
     process.stderr.write(`Fatal: ${message.split('\n')[0]}\n`);
     if (process.env.RESTIC_TS_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    process.exitCode = 1;
+    return exitWhenFlushed(1);
   },
 );
