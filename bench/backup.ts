@@ -14,7 +14,7 @@ import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { killRunning, measure, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN, TIME_BIN, verifyTree, type Measurement } from './common.js';
+import { cleanUpOnInterrupt, measure, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN, TIME_BIN, verifyTree, type Measurement } from './common.js';
 
 
 interface Settings {
@@ -197,16 +197,8 @@ async function main(): Promise<void> {
   if (!existsSync(RESTIC_TS_MAIN)) throw new Error(`${RESTIC_TS_MAIN} not found (npm run build)`);
 
   const work = mkdtempSync(join(s.tmp, 'restic-ts-bench-'));
-  const cleanup = (): void => {
-    killRunning();
-    rmSync(work, { recursive: true, force: true });
-  };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => {
-      cleanup();
-      process.exit(130);
-    });
-  }
+  const cleanup = (): void => rmSync(work, { recursive: true, force: true });
+  cleanUpOnInterrupt(cleanup);
   try {
     const pw = join(work, 'password');
     await writeFile(pw, 'bench-password\n');

@@ -67,12 +67,23 @@ export interface Measurement {
 let running: ChildProcess | undefined;
 
 /** Kills the command measure() is running, if any (for Ctrl-C). */
-export function killRunning(): void {
+function killRunning(): void {
   if (!running?.pid) return;
   try {
     process.kill(-running.pid, 'SIGKILL');
   } catch {
     // already gone
+  }
+}
+
+/** On Ctrl-C or SIGTERM: kills the running command, runs `cleanup` (remove the work directory), exits 130. */
+export function cleanUpOnInterrupt(cleanup: () => void): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      killRunning();
+      cleanup();
+      process.exit(130);
+    });
   }
 }
 

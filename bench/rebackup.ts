@@ -20,7 +20,7 @@ import { cp, mkdir, open, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { median, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN } from './common.js';
+import { cleanUpOnInterrupt, median, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN } from './common.js';
 
 
 const { values } = parseArgs({
@@ -151,10 +151,7 @@ async function main(): Promise<void> {
   if (!existsSync(RESTIC_TS_MAIN)) throw new Error(`${RESTIC_TS_MAIN} not found (npm run build)`);
   const work = mkdtempSync(join(values.tmp ?? tmpdir(), 'restic-ts-rebackup-'));
   const cleanup = () => rmSync(work, { recursive: true, force: true });
-  process.on('SIGINT', () => {
-    cleanup();
-    process.exit(130);
-  });
+  cleanUpOnInterrupt(cleanup);
   try {
     const pw = join(work, 'password');
     await writeFile(pw, 'bench\n');

@@ -18,7 +18,7 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { killRunning, measure, median, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN, TIME_BIN, verifyTree, type Measurement } from './common.js';
+import { cleanUpOnInterrupt, measure, median, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN, TIME_BIN, verifyTree, type Measurement } from './common.js';
 
 
 interface Settings {
@@ -96,22 +96,14 @@ async function main(): Promise<void> {
     if (!existsSync(file)) throw new Error(`${file} not found (${hint})`);
   }
   const work = mkdtempSync(join(s.tmp, 'restic-ts-restore-bench-'));
-  const cleanup = () => {
-    killRunning();
-    rmSync(work, { recursive: true, force: true });
-  };
+  const cleanup = (): void => rmSync(work, { recursive: true, force: true });
   // A command that fails or hangs ends the bench with its reason.
   const run = async (cmd: string, args: string[]): Promise<Measurement> => {
     const m = await measure(cmd, args, join(work, 'log'), TIMEOUT_S);
     if (!m.ok) throw new Error(`${cmd} ${args.join(' ')}: ${m.error}`);
     return m;
   };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => {
-      cleanup();
-      process.exit(130);
-    });
-  }
+  cleanUpOnInterrupt(cleanup);
   try {
     const pw = join(work, 'password');
     await writeFile(pw, 'bench-password\n');
