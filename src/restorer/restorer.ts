@@ -270,14 +270,12 @@ export async function restoreTree(repo: Repository, treeId: Id, options: Restore
     const contentItems = plan.items.filter((i) => i.kind === 'content');
     const files: FileToRestore[] = contentItems.map((i) => ({ path: inTree(i.rel), location: i.location, size: i.node.size ?? 0, content: i.node.content ?? [] }));
     // A file's metadata is set as soon as its content is complete, while other files are still written.
-    const metadata: Promise<void>[] = [];
     await restoreFileContents(repo, files, {
       sparse: options.sparse,
       concurrency: options.packConcurrency,
       dispatcher,
-      onFileDone: (i) => metadata.push(restoreMetadata(files[i]!.path, contentItems[i]!.node).catch((err: unknown) => warn(contentItems[i]!.location, errnoText(err)))),
+      onFileDone: (i) => applyMetadata(files[i]!.path, contentItems[i]!.node, contentItems[i]!.location, warn),
     });
-    await Promise.all(metadata);
     await createItems(plan.items, staging, tree, warn);
     await checkConflicts(tree, target);
     for (const name of await fs.readdir(tree, { encoding: 'buffer' })) {
@@ -292,7 +290,7 @@ export async function restoreTree(repo: Repository, treeId: Id, options: Restore
   }
   // Directory metadata last and deepest first: creating their children changes their times.
   for (const d of [...plan.dirs].reverse()) {
-    await restoreMetadata(Buffer.concat([target, d.rel]), d.node).catch((err: unknown) => warn(d.location, errnoText(err)));
+    applyMetadata(Buffer.concat([target, d.rel]), d.node, d.location, warn);
   }
   report();
   const stats = { ...plan.stats, errors };
@@ -344,7 +342,7 @@ async function createItems(items: readonly PlannedItem[], staging: Buffer, tree:
       warn(item.location, errnoText(err));
       return;
     }
-    await restoreMetadata(path, node).catch((err: unknown) => warn(item.location, errnoText(err)));
+    applyMetadata(path, node, item.location, warn);
   };
   // Hard links after the files they point to.
   let next = 0;
@@ -353,6 +351,15 @@ async function createItems(items: readonly PlannedItem[], staging: Buffer, tree:
     while (next < ordered.length) await create(ordered[next++]!);
   };
   await Promise.all(Array.from({ length: 8 }, worker));
+}
+
+/** restoreMetadata, with a failure reported as a warning for `location` (restic goes on, too). */
+function applyMetadata(path: string | Buffer, node: Node, location: string, warn: (location: string, message: string) => void): void {
+  try {
+    restoreMetadata(path, node);
+  } catch (err) {
+    warn(location, errnoText(err));
+  }
 }
 
 function errnoText(err: unknown): string {
