@@ -206,7 +206,7 @@ describe('restoreMetadata', () => {
         default:
           throw new Error(`unexpected ${src.type}`);
       }
-      await restoreMetadata(dst, src);
+      restoreMetadata(dst, src);
       const back = await nodeFromPath(dst, Buffer.from(name), { withAtime: true });
       expect(back.mode, name).toBe(src.mode);
       if (isRoot) expect([back.uid, back.gid, back.user, back.group], name).toEqual([src.uid, src.gid, src.user, src.group]);
