@@ -233,6 +233,21 @@ test('8 MiB blob (largest pack blob): node and pure suites read each other', () 
   expect(same(node.decrypt(key, pureCrypto.encrypt(key, pt)), pt)).toBe(true);
 });
 
+test('node suite: many small blobs under several keys (one cached MAC cipher per key, pooled IVs) read back with the pure suite', () => {
+  const node = suites[0]![1];
+  const keys = [newMasterKey(), newMasterKey(), newMasterKey()];
+  const ivs = new Set<string>();
+  for (let i = 0; i < 600; i++) {
+    const key = keys[i % 3]!;
+    const pt = node.randomBytes(i % 97);
+    const ct = node.encrypt(key, pt);
+    ivs.add(Buffer.from(ct.subarray(0, 16)).toString('hex'));
+    expect(same(pureCrypto.decrypt(key, ct), pt), `blob ${i}`).toBe(true);
+    expect(() => pureCrypto.decrypt(keys[(i + 1) % 3]!, ct)).toThrow();
+  }
+  expect(ivs.size).toBe(600);
+});
+
 describe('master key JSON', () => {
   test('round trip and field order', () => {
     const key = newMasterKey();

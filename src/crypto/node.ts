@@ -13,19 +13,36 @@ function plain(buf: Uint8Array): Uint8Array {
  * `poly1305`: usually defaultPoly1305(); benchmarks pass others to compare.
  */
 export function nodeCryptoSuite(nc: typeof NodeCrypto, poly1305: Poly1305): CryptoSuite {
+  const ecbByKey = new WeakMap<Uint8Array, NodeCrypto.Cipher>();
+  // Small requests (an IV per blob) come from a batch: one randomFillSync call costs ~7 µs.
+  const POOL_SIZE = 4096;
+  const POOLED_UP_TO = 64;
+  let pool = new Uint8Array(0);
+  let poolAt = 0;
   const primitives: Primitives = {
     name: 'node',
-    randomBytes: (n) => nc.randomFillSync(new Uint8Array(n)),
+    randomBytes(n) {
+      if (n > POOLED_UP_TO) return nc.randomFillSync(new Uint8Array(n));
+      if (poolAt + n > pool.length) {
+        pool = nc.randomFillSync(new Uint8Array(POOL_SIZE));
+        poolAt = 0;
+      }
+      poolAt += n;
+      return pool.slice(poolAt - n, poolAt);
+    },
     aes256ctr(key, iv, input) {
       // CTR mode has no final block: update() returns all of it.
       return plain(nc.createCipheriv('aes-256-ctr', key, iv).update(input));
     },
     aes128block(key, block) {
-      const c = nc.createCipheriv('aes-128-ecb', key, null);
-      c.setAutoPadding(false);
-      const s = c.update(block);
-      c.final();
-      return plain(s);
+      // ECB keeps no state between blocks: one cipher per key serves every call (a MAC per blob).
+      let c = ecbByKey.get(key);
+      if (!c) {
+        c = nc.createCipheriv('aes-128-ecb', key, null);
+        c.setAutoPadding(false);
+        ecbByKey.set(key, c);
+      }
+      return plain(c.update(block));
     },
     sha256: (data) => plain(nc.createHash('sha256').update(data).digest()),
     createSha256() {
