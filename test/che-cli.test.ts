@@ -15,6 +15,7 @@ import { startOperatorDouble, type OperatorDouble } from '../src/che/devenv/oper
 import { deleteSampleChe, diffCheStates, installCheCrds, installSampleChe, snapshotChe } from '../src/che/devenv/sample-che.js';
 import { BACKUP_SERVER_CONFIG_NAME, CHECTL_SECRETS, parseRepositoryUrl } from '../src/che/devenv/chectl-client.js';
 import { kubeClients, kubeConfigFromYaml, orNotFound } from '../src/che/devenv/kube.js';
+import { BACKUP_STAGES, RESTORE_STAGES } from '../src/che/types.js';
 import { parseTimeout } from '../src/cli/commands/che.js';
 import { UsageError } from '../src/errors.js';
 import { makeTempDir, removeDir } from './helpers/fixtures.js';
@@ -101,6 +102,19 @@ afterAll(async () => {
   await removeDir(work);
 });
 
+/**
+ * The status lines a non-TTY run prints, as chectl prints them: maybe "waiting for the controller",
+ * then InProgress stages in the controller's order (a stage shorter than a status poll may be
+ * skipped), then Succeeded.
+ */
+function expectProgress(stderr: string, what: string, stages: readonly string[]): void {
+  const lines = stderr.split('\n').filter((l) => l.startsWith(`${what}: `));
+  expect(lines.at(-1), stderr).toBe(`${what}: Succeeded`);
+  const shown = lines.slice(0, -1).filter((l) => l !== `${what}: waiting for the controller` && l !== `${what}: InProgress`);
+  const order = shown.map((l) => stages.indexOf(l.slice(`${what}: InProgress - `.length)));
+  expect(order.every((k, j) => k >= 0 && (j === 0 || k >= order[j - 1]!)), stderr).toBe(true);
+}
+
 describe('che server:backup', () => {
   let first: string;
 
@@ -108,7 +122,7 @@ describe('che server:backup', () => {
     const r = await che(['server:backup', '--kubeconfig', kubeconfigFile, '-n', NS, '-r', repoUrl(), '-p', REPO_PASSWORD, '--username', REST_USER, '--password', REST_PASSWORD]);
     expect(r.code, formatRun('server:backup', r)).toBe(0);
     first = snapshotLine(r);
-    expect(r.stderr).toMatch(/backup: InProgress - Collecting Che installation data/);
+    expectProgress(r.stderr, 'backup', Object.values(BACKUP_STAGES));
     expect(await secretData(CHECTL_SECRETS.repoPassword)).toEqual({ 'repo-password': REPO_PASSWORD });
     expect(await secretData(CHECTL_SECRETS.restCredentials)).toEqual({ username: REST_USER, password: REST_PASSWORD });
     const config = (await kubeClients(kc).custom.getNamespacedCustomObject({
@@ -200,7 +214,7 @@ describe('che server:restore', () => {
     const r = await che(['server:restore', '--kubeconfig', kubeconfigFile, '-n', NS, '--batch', '-s', 'latest', '-r', repoUrl(), '-p', REPO_PASSWORD, '--username', REST_USER, '--password', REST_PASSWORD]);
     expect(r.code, formatRun('server:restore', r)).toBe(0);
     expect(r.stdout).toMatch(/^Restore finished: Restore successfully finished at /m);
-    expect(r.stderr).toMatch(/restore: InProgress - Restoring Che database/);
+    expectProgress(r.stderr, 'restore', Object.values(RESTORE_STAGES));
     expect(diffCheStates(before, await snapshotChe(kc, pg, NS))).toEqual([]);
   });
 

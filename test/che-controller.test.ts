@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRestServer, type RestServer } from '../src/backends/rest/server.js';
 import { startCheController, type CheController } from '../src/che/controller.js';
@@ -61,9 +61,15 @@ async function createConfig(name: string, path: string, passwordSecret = 'repo-p
   });
 }
 
+/** The resourceVersion each CR was created with, so finished() can watch every later update. */
+const createdVersion = new Map<string, string>();
+
 async function createCr(plural: 'checlusterbackups' | 'checlusterrestores', name: string, spec: Record<string, unknown>, ns = NS): Promise<void> {
   const kind = plural === 'checlusterbackups' ? 'CheClusterBackup' : 'CheClusterRestore';
-  await kubeClients(kc).custom.createNamespacedCustomObject({ ...GROUP, namespace: ns, plural, body: { apiVersion: 'org.eclipse.che/v1', kind, metadata: { name }, spec } });
+  const created = (await kubeClients(kc).custom.createNamespacedCustomObject({ ...GROUP, namespace: ns, plural, body: { apiVersion: 'org.eclipse.che/v1', kind, metadata: { name }, spec } })) as {
+    metadata: { resourceVersion: string };
+  };
+  createdVersion.set(`${ns}/${plural}/${name}`, created.metadata.resourceVersion);
 }
 
 async function statusOf(plural: string, name: string, ns = NS): Promise<OperationStatus | undefined> {
@@ -71,16 +77,40 @@ async function statusOf(plural: string, name: string, ns = NS): Promise<Operatio
   return obj?.status;
 }
 
-/** Waits (bounded) until the CR is Succeeded or Failed, recording every stage seen. */
+/**
+ * Waits (bounded) until the CR is Succeeded or Failed, recording every stage it went through: a watch
+ * from the CR's creation sees each status update in order, however short a stage was.
+ */
 async function finished(plural: string, name: string, ns = NS, timeoutMs = 90_000): Promise<{ status: OperationStatus; stages: string[] }> {
   const stages: string[] = [];
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const status = await statusOf(plural, name, ns);
-    if (status?.stage && stages[stages.length - 1] !== status.stage) stages.push(status.stage);
-    if (status?.state === 'Succeeded' || status?.state === 'Failed') return { status, stages };
-    if (Date.now() > deadline) throw new Error(`${plural}/${name} did not finish: ${JSON.stringify(status)}; log: ${logs.slice(-5).join(' | ')}`);
-    await new Promise((r) => setTimeout(r, 50));
+  let last: OperationStatus | undefined;
+  let request: { abort(): void } | undefined;
+  try {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${plural}/${name} did not finish: ${JSON.stringify(last)}; log: ${logs.slice(-5).join(' | ')}`)), timeoutMs);
+      const end = (result: Error | { status: OperationStatus; stages: string[] }): void => {
+        clearTimeout(timer);
+        if (result instanceof Error) reject(result);
+        else resolve(result);
+      };
+      void new Watch(kc)
+        .watch(
+          `/apis/${GROUP.group}/${GROUP.version}/namespaces/${ns}/${plural}`,
+          { resourceVersion: createdVersion.get(`${ns}/${plural}/${name}`), fieldSelector: `metadata.name=${name}` },
+          (_type: string, obj: { status?: OperationStatus }) => {
+            last = obj.status;
+            if (last?.stage && stages[stages.length - 1] !== last.stage) stages.push(last.stage);
+            if (last?.state === 'Succeeded' || last?.state === 'Failed') end({ status: last, stages });
+          },
+          (err: unknown) => end(err instanceof Error ? err : new Error(`watch of ${plural}/${name} ended before it finished`)),
+        )
+        .then(
+          (r: { abort(): void }) => (request = r),
+          (err: unknown) => end(err instanceof Error ? err : new Error(String(err))),
+        );
+    });
+  } finally {
+    request?.abort();
   }
 }
 
