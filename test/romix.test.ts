@@ -3,7 +3,8 @@ import { describe, expect, test } from 'vitest';
 import { nodeCryptoSuite } from '../src/crypto/node.js';
 import { poly1305Wasm } from '../src/crypto/poly1305-wasm.js';
 import { pureCrypto } from '../src/crypto/pure.js';
-import { prestartRomixWorker, romixAllLanes, romixLanes, scryptWithRomix, type Pbkdf2Once } from '../src/crypto/romix.js';
+import { RomixKernel, romixAllLanes, scryptWithRomix, type Pbkdf2Once } from '../src/crypto/romix.js';
+import { prestartRomixWorker } from '../src/crypto/romix-thread.js';
 
 const pbkdf2: Pbkdf2Once = (pw, salt, dkLen) => new Uint8Array(nc.pbkdf2Sync(pw, salt, 1, dkLen, 'sha256'));
 const openssl = (pw: Uint8Array, salt: Uint8Array, N: number, r: number, p: number): Uint8Array =>
@@ -40,7 +41,7 @@ describe('scrypt with the WebAssembly ROMix', () => {
     const lanes = nc.randomBytes(2 * 128 * 8);
     const copy = new Uint8Array(lanes);
     // 128·r·N = 4 GiB: more than a wasm32 memory can hold.
-    expect(await romixLanes(lanes, 8, 2 ** 22, true)).toBe(false);
+    expect(RomixKernel.create(8, 2 ** 22, 1)).toBeNull();
     expect(await romixAllLanes(lanes, 8, 2 ** 22, 2)).toBe(false);
     expect(new Uint8Array(lanes)).toEqual(copy);
   });
@@ -68,17 +69,20 @@ describe('the compiled lane worker (dist, built by npm test)', () => {
 
   test('returns the lanes it was sent, mixed as on this thread', async () => {
     const { Worker } = await import('node:worker_threads');
-    const lanes = nc.randomBytes(3 * 128 * 2);
-    const want = new Uint8Array(lanes);
-    expect(await romixLanes(want, 2, 256, false)).toBe(true);
     const w = new Worker(new URL('romix-worker.js', dist));
     try {
-      const got = await new Promise((resolve, reject) => {
-        w.once('message', resolve);
-        w.once('error', reject);
-        w.postMessage({ lanes, r: 2, N: 256 });
-      });
-      expect(got).toEqual(want);
+      // One worker, several requests: three lanes, then one with other parameters.
+      for (const [count, r, N] of [[3, 2, 256], [1, 8, 1024]] as const) {
+        const lanes = nc.randomBytes(count * 128 * r);
+        const want = new Uint8Array(lanes);
+        await RomixKernel.create(r, N, 2)!.run(want, false);
+        const got = await new Promise((resolve, reject) => {
+          w.once('message', resolve);
+          w.once('error', reject);
+          w.postMessage({ lanes, r, N });
+        });
+        expect(got).toEqual(want);
+      }
     } finally {
       await w.terminate();
     }
@@ -86,8 +90,10 @@ describe('the compiled lane worker (dist, built by npm test)', () => {
 
   test('scrypt split between this thread and the worker equals OpenSSL', async () => {
     const built = (await import(new URL('romix.js', dist).href)) as typeof import('../src/crypto/romix.js');
-    for (const p of [2, 3, 4]) {
-      if (p === 3) built.prestartRomixWorker();
+    const thread = (await import(new URL('romix-thread.js', dist).href)) as typeof import('../src/crypto/romix-thread.js');
+    // p = 5 and 7: the worker takes more than one pair of lanes.
+    for (const p of [2, 3, 4, 5, 7]) {
+      if (p === 3 || p === 7) thread.prestartRomixWorker();
       const pw = nc.randomBytes(12);
       const salt = nc.randomBytes(32);
       expect(await built.scryptWithRomix(pbkdf2, pw, salt, { N: 4096, r: 8, p }), `p=${p}`).toEqual(openssl(pw, salt, 4096, 8, p));

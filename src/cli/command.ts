@@ -1,5 +1,6 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { Backend } from '../backends/backend.js';
+import { prestartRomixWorker } from '../crypto/romix-thread.js';
 import { UsageError } from '../errors.js';
 import type { UnlockedKey } from '../repo/keyfile.js';
 import type { Repository, RepositoryOptions } from '../repo/repository.js';
@@ -109,8 +110,8 @@ export function startOpening(g: GlobalOptions): Opening {
 
 async function beginUnlock(g: GlobalOptions): Promise<{ backend: Backend; key: Promise<UnlockedKey>; options: RepositoryOptions }> {
   const options = repoOptions(g);
-  // scrypt runs half its lanes on a worker thread, which boots while the key file is found and read.
-  void import('../crypto/romix.js').then((m) => m.prestartRomixWorker());
+  // scrypt shares its lanes with a worker thread, which boots while the key file is found and read.
+  prestartRomixWorker();
   // The key file code loads while the backend's does: both are on the way to starting scrypt.
   const keyfileCode = import('../repo/keyfile.js');
   keyfileCode.catch(() => undefined);
