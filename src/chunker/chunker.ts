@@ -48,12 +48,16 @@ function xPowMod(n: number, pol: Polynomial): Polynomial {
   return r;
 }
 
-function tablesFor(pol: Polynomial): Int32Array {
-  const cached = tableCache.get(pol);
-  if (cached) return cached;
+function checkDegree(pol: Polynomial): void {
   if (degree(pol) !== POLYNOMIAL_DEGREE) {
     throw new UsageError(`chunker polynomial ${pol.toString(16)} has degree ${degree(pol)}, want ${POLYNOMIAL_DEGREE}`);
   }
+}
+
+function tablesFor(pol: Polynomial): Int32Array {
+  const cached = tableCache.get(pol);
+  if (cached) return cached;
+  checkDegree(pol);
   // Both tables are linear in b, so each entry is the XOR of the entries of b's set bits.
   const outBase: bigint[] = [];
   const modBase: bigint[] = [];
@@ -212,7 +216,8 @@ export class Chunker {
   private readonly idle: Buffer[] = [];
 
   constructor(pol: Polynomial) {
-    tablesFor(pol);
+    // The tables wait for the first file to chunk (an unchanged backup has none).
+    checkDegree(pol);
     this.pol = pol;
   }
 

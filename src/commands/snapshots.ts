@@ -3,11 +3,11 @@ import { ResticError } from '../errors.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import {
-  compareSnapshots,
   groupSnapshots,
   isGrouped,
   latestSnapshots,
   parseGroupBy,
+  sortSnapshots,
   type GroupBy,
   type SnapshotFilter,
   type SnapshotGroup,
@@ -60,7 +60,7 @@ export async function selectSnapshots(repo: Repository, options: SelectOptions =
     }
   }
   if (filtered && !ids.includes('latest')) warnings.push('Ignoring filters as there are explicit snapshot ids given');
-  return { snapshots: [...found.values()].sort(compareSnapshots), warnings, unresolved };
+  return { snapshots: sortSnapshots(found.values()), warnings, unresolved };
 }
 
 /** The filter as restic prints it (Go's %v of its slices). */
@@ -90,7 +90,7 @@ export async function snapshotGroups(repo: Repository, options: SnapshotsOptions
   const selection = await selectSnapshots(repo, options);
   const groups = groupSnapshots(selection.snapshots, by).map((g) => ({
     key: g.key,
-    snapshots: options.latest ? latestSnapshots(g.snapshots, options.latest).sort(compareSnapshots) : g.snapshots,
+    snapshots: options.latest ? sortSnapshots(latestSnapshots(g.snapshots, options.latest)) : g.snapshots,
   }));
   return { ...selection, grouped: isGrouped(by), groups };
 }

@@ -46,11 +46,14 @@ export function flattenTags(lists: readonly (string | TagList)[]): string[] {
   return lists.flatMap((l) => (typeof l === 'string' ? [l] : l)).filter((t) => t !== '');
 }
 
-/** Chronological order (time zones may differ); ties broken by id so the order is stable. */
-export function compareSnapshots(a: Snapshot, b: Snapshot): number {
-  const ta = parseGoTime(a.time);
-  const tb = parseGoTime(b.time);
-  return ta < tb ? -1 : ta > tb ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+/**
+ * Snapshots in chronological order (time zones may differ), ties broken by id so the order is stable.
+ * Each time is parsed once, not once per comparison.
+ */
+export function sortSnapshots<T extends Snapshot>(snapshots: Iterable<T>): T[] {
+  const keyed = Array.from(snapshots, (s) => ({ s, time: parseGoTime(s.time) }));
+  keyed.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.s.id < b.s.id ? -1 : a.s.id > b.s.id ? 1 : 0));
+  return keyed.map((k) => k.s);
 }
 
 /** Go's sort.Strings order: byte-wise on UTF-8. */
@@ -64,7 +67,7 @@ export function compareGoStrings(a: string, b: string): number {
 export function latestSnapshots(snapshots: readonly Snapshot[], limit: number): Snapshot[] {
   const seen = new Map<string, number>();
   const out: Snapshot[] = [];
-  for (const s of [...snapshots].sort((a, b) => compareSnapshots(b, a))) {
+  for (const s of sortSnapshots(snapshots).reverse()) {
     const key = JSON.stringify([s.hostname ?? '', [...s.paths].sort(compareGoStrings)]);
     const n = seen.get(key) ?? 0;
     if (n < limit) {
@@ -165,7 +168,7 @@ export class SnapshotQuery implements AsyncIterable<Snapshot>, PromiseLike<Snaps
   async toArray(): Promise<Snapshot[]> {
     const all: Snapshot[] = [];
     for await (const s of this) all.push(s);
-    return all.sort(compareSnapshots);
+    return sortSnapshots(all);
   }
 
   then<R1 = Snapshot[], R2 = never>(
