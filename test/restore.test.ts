@@ -195,6 +195,33 @@ it('decodes every blob of restic\'s repos like Repository.loadBlob, and rejects 
   }
 });
 
+it('range bytes that are a view into a larger buffer are copied for the decoding thread, not moved', async () => {
+  // The compiled dispatcher: it has its worker file next to it.
+  const { RangeDispatcher } = (await import(new URL('../dist/src/restorer/decode.js', import.meta.url).href)) as typeof import('../src/restorer/decode.js');
+  const { encrypt, newMasterKey, sha256Hex } = await import('../src/crypto/index.js');
+  const key = newMasterKey();
+  const plain = Buffer.from('restic-ts '.repeat(1000));
+  const stored = encrypt(key, plain);
+  const whole = Buffer.alloc(stored.length + 100);
+  whole.set(stored, 40);
+  const dir = fresh('dispatcher');
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, 'restored');
+  const dispatcher = new RangeDispatcher(key, false, 1);
+  try {
+    // A Buffer view, as backends may return: its slice() would share the memory.
+    const data = whole.subarray(40, 40 + stored.length);
+    const target = { path: Buffer.from(file).toString('latin1'), size: plain.length, offset: 0 };
+    const blob = { type: 'data' as const, id: sha256Hex(plain), offset: 0, length: stored.length, targets: [target] };
+    expect(await dispatcher.run({ packId: 'ab'.repeat(32), data, blobs: [blob] })).toBe(plain.length);
+  } finally {
+    await dispatcher.close();
+  }
+  expect(whole.buffer.byteLength, 'the larger buffer is not detached').toBe(stored.length + 100);
+  expect(whole.subarray(40, 40 + stored.length).equals(stored)).toBe(true);
+  expect((await readFile(file)).equals(plain)).toBe(true);
+});
+
 it('a damaged pack fails the restore naming the pack, and leaves nothing in the target', async () => {
   const repo = fresh('damaged-repo');
   expectOk('cp -a', await run('cp', ['-a', fx.repo('v2-auto'), repo]));

@@ -312,8 +312,9 @@ export class RangeDispatcher {
   /** Decodes and writes one range; `job.data` is handed over and must not be used after. Returns bytes written. */
   async run(job: RangeJob): Promise<number> {
     if (this.local) return this.local.write(job);
-    // Only a buffer of its own can be transferred; small reads may share a pool.
-    const data = job.data.byteOffset === 0 && job.data.byteLength === job.data.buffer.byteLength ? job.data : job.data.slice();
+    // Only a buffer of its own can be transferred; small reads may share a pool. A copy, not slice(),
+    // which on a Buffer is a view of the same memory.
+    const data = job.data.byteOffset === 0 && job.data.byteLength === job.data.buffer.byteLength ? job.data : new Uint8Array(job.data);
     let index = 0;
     for (let i = 1; i < this.busy.length; i++) if (this.busy[i]! < this.busy[index]!) index = i;
     return this.send(index, { seq: this.seq++, job: { ...job, data } }, [data.buffer as ArrayBuffer]);
