@@ -86,10 +86,44 @@ function askWorker(w: Worker, lanes: Uint8Array, r: number, N: number): Promise<
   });
 }
 
-/** The worker takes units from the queue until it is empty; returns the unit it failed on, if any. */
-async function workerTakes(w: Worker, units: Uint8Array[], r: number, N: number): Promise<Uint8Array | undefined> {
+/**
+ * Lanes not started yet, [front, back): the worker takes them from the front, two at a time, and the
+ * caller's thread one at a time from the back.
+ */
+class LaneQueue {
+  private front = 0;
+  private back: number;
+
+  constructor(
+    private readonly lanes: Uint8Array,
+    private readonly block: number,
+    p: number,
+  ) {
+    this.back = p;
+  }
+
+  private lanesAt(from: number, to: number): Uint8Array {
+    return this.lanes.subarray(from * this.block, to * this.block);
+  }
+
+  takeFront(most: number): Uint8Array | undefined {
+    if (this.front >= this.back) return undefined;
+    const n = Math.min(most, this.back - this.front);
+    this.front += n;
+    return this.lanesAt(this.front - n, this.front);
+  }
+
+  takeBack(): Uint8Array | undefined {
+    if (this.front >= this.back) return undefined;
+    this.back--;
+    return this.lanesAt(this.back, this.back + 1);
+  }
+}
+
+/** The worker takes lanes from the queue until it is empty; returns the lanes it failed on, if any. */
+async function workerTakes(w: Worker, queue: LaneQueue, r: number, N: number): Promise<Uint8Array | undefined> {
   try {
-    for (let unit = units.shift(); unit; unit = units.shift()) {
+    for (let unit = queue.takeFront(2); unit; unit = queue.takeFront(2)) {
       const mixed = await askWorker(w, unit, r, N);
       if (!mixed) return unit;
       unit.set(mixed);
@@ -109,23 +143,22 @@ async function laneWorker(): Promise<Worker | null> {
 }
 
 /**
- * ROMix over all p lanes of `lanes` (p·128·r bytes, in place). Lanes go in pairs (the last one alone if
- * p is odd) to this thread and, where one can start, a worker thread, each taking the next pair when it
- * is free: the worker boots while this thread does the first pair. False when the kernel cannot run
- * here; `lanes` is then unchanged.
+ * ROMix over all p lanes of `lanes` (p·128·r bytes, in place), shared between this thread and, where
+ * one can start, a worker thread: each takes more lanes whenever it is free. The worker takes two at a
+ * time (it has a core to itself). This thread takes one at a time, with one table, which spares it
+ * the page faults of a second: it also runs the caller's other work between slices, such as loading
+ * the code that comes after. False when the kernel cannot run here; `lanes` is then unchanged.
  */
 export async function romixAllLanes(lanes: Uint8Array, r: number, N: number, p: number): Promise<boolean> {
-  const block = 128 * r;
   // Up front, so that a table which does not fit fails before any lane is touched.
-  const kernel = RomixKernel.create(r, N, Math.min(p, 2));
+  const kernel = RomixKernel.create(r, N, 1);
   if (!kernel) return false;
-  const units: Uint8Array[] = [];
-  for (let off = 0; off < p * block; off += 2 * block) units.push(lanes.subarray(off, Math.min(off + 2 * block, p * block)));
-  const worker = units.length > 1 ? await laneWorker() : null;
+  const queue = new LaneQueue(lanes, 128 * r, p);
+  const worker = p > 1 ? await laneWorker() : null;
   const mine = async (): Promise<void> => {
-    for (let unit = units.shift(); unit; unit = units.shift()) await kernel.run(unit, true);
+    for (let lane = queue.takeBack(); lane; lane = queue.takeBack()) await kernel.run(lane, true);
   };
-  const [, failed] = await Promise.all([mine(), worker ? workerTakes(worker, units, r, N) : undefined]);
+  const [, failed] = await Promise.all([mine(), worker ? workerTakes(worker, queue, r, N) : undefined]);
   if (failed) await kernel.run(failed, true);
   return true;
 }
