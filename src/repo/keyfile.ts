@@ -141,7 +141,7 @@ export interface UnlockedKey {
 
 /**
  * Tries `password` against every key file of the repository behind `backend`. It needs nothing else of
- * the repository, so callers can start it (scrypt pauses for the event loop and runs half its lanes on a
+ * the repository, so callers can start it (scrypt pauses for the event loop and shares its lanes with a
  * worker thread) while they load the rest.
  */
 export async function unlockKey(backend: Backend, password: string): Promise<UnlockedKey> {
