@@ -209,7 +209,7 @@ async function main(): Promise<void> {
 
     const tools: Tool[] = [
       { name: 'restic', cmd: RESTIC_BIN, base: (repo) => ['-r', repo, '--password-file', pw, '--cache-dir', join(work, 'restic-cache')] },
-      { name: 'restic-ts', cmd: process.execPath, base: (repo) => [RESTIC_TS_MAIN, '-r', repo, '--password-file', pw] },
+      { name: 'restic-ts', cmd: RESTIC_TS_MAIN, base: (repo) => ['-r', repo, '--password-file', pw] },
     ];
     const results: Partial<Record<Tool['name'], ToolResult>> = {};
     for (const tool of tools) results[tool.name] = await runTool(tool, work, ds, s);

@@ -15,7 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cp, mkdir, open, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -116,7 +116,7 @@ async function benchSet(work: string, name: string, data: string, dataBytes: num
   // Relative targets (run in the parent directory) keep /tmp's changing metadata out of the snapshots.
   const restic = () => exec(RESTIC_BIN, ['-r', repoA, '--password-file', pw, '--cache-dir', join(work, 'restic-cache'), 'backup', basename(data)], dirname(data));
   // restic-ts runs under a wrapper that reports the bytes the process read in total (/proc/self/io).
-  const ours = () => exec(process.execPath, [join(work, 'rchar.mjs'), '-r', repoB, '--password-file', pw, 'backup', basename(data)], dirname(data));
+  const ours = () => exec(join(work, 'rchar.mjs'), ['-r', repoB, '--password-file', pw, 'backup', basename(data)], dirname(data));
   const step = async (what: string, f: () => Promise<Run>): Promise<Run> => {
     process.stderr.write(`${name}: ${what} ... `);
     const r = await f();
@@ -155,11 +155,14 @@ async function main(): Promise<void> {
   try {
     const pw = join(work, 'password');
     await writeFile(pw, 'bench\n');
+    // The wrapper starts with the CLI's own launcher line, so Node starts as it does for the CLI.
+    const launcher = readFileSync(RESTIC_TS_MAIN, 'utf8').split('\n', 1)[0];
     await writeFile(
       join(work, 'rchar.mjs'),
-      `import { readFileSync } from 'node:fs';\n` +
+      `${launcher}\nimport { readFileSync } from 'node:fs';\n` +
         `process.on('exit', () => process.stderr.write('rchar ' + /rchar: (\\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))[1] + '\\n'));\n` +
         `await import(${JSON.stringify(RESTIC_TS_MAIN)});\n`,
+      { mode: 0o755 },
     );
     const sets: SetResult[] = [];
     if (SIZE > 0) {

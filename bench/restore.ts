@@ -119,7 +119,7 @@ async function main(): Promise<void> {
 
     const tools = {
       restic: { cmd: RESTIC_BIN, args: resticBase },
-      'restic-ts': { cmd: process.execPath, args: [RESTIC_TS_MAIN, ...base] },
+      'restic-ts': { cmd: RESTIC_TS_MAIN, args: base },
     };
     const runs: Record<keyof typeof tools, Measurement[]> = { restic: [], 'restic-ts': [] };
     let problems: string[] = [];

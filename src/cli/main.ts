@@ -1,9 +1,20 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S RESTIC_TS_DEFERRED_CA_CERTS=${NODE_EXTRA_CA_CERTS} NODE_EXTRA_CA_CERTS= node
+// The line above starts Node without NODE_EXTRA_CA_CERTS, which Node 20 would parse before any of our
+// code runs; our TLS clients add that bundle themselves (backends/trust.ts). POSIX `env -S` only.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ResticError, UsageError } from '../errors.js';
 import { openResources, passwordSources, startOpening, type GlobalOptions } from './command.js';
 import { givenWithoutPrompt } from './password.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
+import { deferExtraCaCerts } from '../backends/trust.js';
+
+// Put the bundle back where child processes and our TLS clients look for it.
+const deferredCaCerts = process.env.RESTIC_TS_DEFERRED_CA_CERTS;
+delete process.env.RESTIC_TS_DEFERRED_CA_CERTS;
+if (deferredCaCerts && !process.env.NODE_EXTRA_CA_CERTS) {
+  process.env.NODE_EXTRA_CA_CERTS = deferredCaCerts;
+  deferExtraCaCerts();
+}
 
 // The AWS SDK warns on every run under Node 20 (it prefers 22); restic-ts supports Node 20 on purpose.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

@@ -1,12 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
-import { rootCertificates } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { Backend, FileInfo, FileType } from '../backend.js';
 import { listConfig } from '../backend.js';
 import type { BackendOptions, RestLocation } from '../options.js';
 import { NotFoundError, PermanentError, ResticError, UsageError } from '../../errors.js';
 import { MIME_V2 } from './protocol.js';
+import { trustContext } from '../trust.js';
 const DEFAULT_CONNECTIONS = 5;
 /** Node's codes for certificate verification failures. */
 const TLS_VERIFY_ERRORS = /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_)/;
@@ -78,20 +77,13 @@ export class RestBackend implements Backend {
       this.auth = `Basic ${Buffer.from(`${username}:${password ?? ''}`).toString('base64')}`;
     }
     this.connections = positiveInt(opts.extended?.['rest.connections'], 'rest.connections', DEFAULT_CONNECTIONS);
-    const ca = (opts.cacert ?? []).map((file) => {
-      try {
-        return readFileSync(file, 'utf8');
-      } catch (err) {
-        throw new UsageError(`cannot read CA certificate ${file}: ${(err as Error).message}`);
-      }
-    });
+    const secureContext = url.protocol === 'https:' ? trustContext(opts.cacert) : undefined;
     this.pool = new Pool(url.origin, {
       connections: this.connections,
       pipelining: 1,
       keepAliveTimeout: 30_000,
       connect: {
-        // `ca` replaces Node's built-in roots, so keep them alongside the extra ones.
-        ...(ca.length > 0 ? { ca: [...rootCertificates, ...ca] } : {}),
+        ...(secureContext ? { secureContext } : {}),
         rejectUnauthorized: opts.insecureTls !== true,
       },
     });

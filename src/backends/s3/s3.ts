@@ -83,7 +83,7 @@ export class S3Backend implements Backend {
     this.sem = new Semaphore(this.settings.connections);
     const agentOptions = { keepAlive: true, maxSockets: this.settings.connections };
     this.agent = loc.useTls
-      ? new HttpsAgent({ ...agentOptions, ca: this.settings.ca, rejectUnauthorized: this.settings.rejectUnauthorized })
+      ? new HttpsAgent({ ...agentOptions, secureContext: this.settings.secureContext, rejectUnauthorized: this.settings.rejectUnauthorized })
       : new HttpAgent(agentOptions);
     this.region = this.settings.region;
     this.client = this.newClient();

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { BackendOptions, S3Location } from '../options.js';
 import { PermanentError, UsageError } from '../../errors.js';
+import { trustContext } from '../trust.js';
 
 /** Everything the S3 backend derives from its location and options, before any request is made. */
 export interface S3Settings {
@@ -11,8 +11,8 @@ export interface S3Settings {
   forcePathStyle: boolean;
   credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   connections: number;
-  /** Trusted CAs (system roots plus --cacert files); undefined keeps Node's defaults. */
-  ca?: string[];
+  /** Trusted CAs (Node's defaults plus --cacert files); undefined keeps Node's default context. */
+  secureContext?: SecureContext;
   rejectUnauthorized: boolean;
 }
 
@@ -47,18 +47,6 @@ export function resolveS3Settings(loc: S3Location, opts: BackendOptions): S3Sett
     throw new UsageError(`invalid s3.connections "${ext['s3.connections']}": must be a positive integer`);
   }
 
-  let ca: string[] | undefined;
-  if (opts.cacert?.length) {
-    ca = [...rootCertificates];
-    for (const file of opts.cacert) {
-      try {
-        ca.push(readFileSync(file, 'utf8'));
-      } catch (err) {
-        throw new UsageError(`cannot read CA certificate ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-      }
-    }
-  }
-
   return {
     // The global AWS name is better left to the SDK, which then picks the bucket's regional endpoint.
     endpointUrl: loc.endpoint === 's3.amazonaws.com' && loc.useTls ? undefined : `${loc.useTls ? 'https' : 'http'}://${loc.endpoint}`,
@@ -66,7 +54,7 @@ export function resolveS3Settings(loc: S3Location, opts: BackendOptions): S3Sett
     forcePathStyle,
     credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) },
     connections,
-    ca,
+    secureContext: loc.useTls ? trustContext(opts.cacert) : undefined,
     rejectUnauthorized: !opts.insecureTls,
   };
 }

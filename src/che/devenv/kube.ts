@@ -7,6 +7,7 @@ import {
   ApiException,
   ApiextensionsV1Api,
   AppsV1Api,
+  type Cluster,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -38,14 +39,15 @@ export function kubeClients(kc: KubeConfig): KubeClients {
  * `kubectl proxy`, kubesim): mark plain-HTTP clusters so, since there is no TLS to verify.
  */
 export function allowPlainHttp(kc: KubeConfig): KubeConfig {
-  if (!kc.getClusters().some((c) => c.server.startsWith('http:') && !c.skipTLSVerify)) return kc;
+  return mapClusters(kc, (c) => (c.server.startsWith('http:') && !c.skipTLSVerify ? { ...c, skipTLSVerify: true } : c));
+}
+
+/** `kc` with each cluster replaced by `fix(cluster)`; `kc` itself when nothing changes. */
+export function mapClusters(kc: KubeConfig, fix: (c: Cluster) => Cluster): KubeConfig {
+  const clusters = kc.getClusters().map(fix);
+  if (clusters.every((c, i) => c === kc.getClusters()[i])) return kc;
   const fixed = new KubeConfig();
-  fixed.loadFromOptions({
-    clusters: kc.getClusters().map((c) => (c.server.startsWith('http:') ? { ...c, skipTLSVerify: true } : c)),
-    users: kc.getUsers(),
-    contexts: kc.getContexts(),
-    currentContext: kc.getCurrentContext(),
-  });
+  fixed.loadFromOptions({ clusters, users: kc.getUsers(), contexts: kc.getContexts(), currentContext: kc.getCurrentContext() });
   return fixed;
 }
 

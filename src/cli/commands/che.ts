@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { Cluster, KubeConfig } from '@kubernetes/client-node';
+import { defaultTrustedCAs, extraCaCertsAreDeferred } from '../../backends/trust.js';
 import { ResticError, UsageError } from '../../errors.js';
 import type { CheOperationOptions } from '../../che/devenv/chectl-client.js';
 import type { OperationStatus } from '../../che/types.js';
@@ -31,7 +32,7 @@ export function parseTimeout(raw: string | undefined): number {
 
 async function loadKubeConfig(path: string | undefined): Promise<KubeConfig> {
   const { KubeConfig } = await import('@kubernetes/client-node');
-  const { allowPlainHttp } = await import('../../che/devenv/kube.js');
+  const { allowPlainHttp, mapClusters } = await import('../../che/devenv/kube.js');
   const kc = new KubeConfig();
   try {
     if (path) kc.loadFromFile(path);
@@ -40,7 +41,21 @@ async function loadKubeConfig(path: string | undefined): Promise<KubeConfig> {
     throw new UsageError(`cannot load the Kubernetes configuration${path ? ` ${path}` : ''}: ${(e as Error).message.split('\n')[0]}`);
   }
   if (!kc.getCurrentCluster()) throw new UsageError('no Kubernetes cluster configured: give --kubeconfig FILE or set KUBECONFIG');
-  return allowPlainHttp(kc);
+  return trustDeferredCAs(allowPlainHttp(kc), mapClusters);
+}
+
+/**
+ * Under the CLI's launcher Node's default trust lacks the NODE_EXTRA_CA_CERTS bundle, so a cluster
+ * that relies on the default trust is given it as its CA data (parsed per connection, as any CA data).
+ */
+function trustDeferredCAs(kc: KubeConfig, mapClusters: (kc: KubeConfig, fix: (c: Cluster) => Cluster) => KubeConfig): KubeConfig {
+  if (!extraCaCertsAreDeferred()) return kc;
+  let caData: string | undefined;
+  return mapClusters(kc, (c) => {
+    if (!c.server.startsWith('https:') || c.caData || c.caFile || c.skipTLSVerify) return c;
+    caData ??= Buffer.from(defaultTrustedCAs().join('\n')).toString('base64');
+    return { ...c, caData };
+  });
 }
 
 /** Rewrites one status line on a terminal; prints each change as a line otherwise. */
