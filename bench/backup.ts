@@ -14,7 +14,7 @@ import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanUpOnInterrupt, measure, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN, TIME_BIN, verifyTree, type Measurement } from './common.js';
+import { cleanUpOnInterrupt, measure, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_BIN, RESTIC_TS_MAIN, TIME_BIN, verifyTree, type Measurement } from './common.js';
 
 
 interface Settings {
@@ -209,7 +209,7 @@ async function main(): Promise<void> {
 
     const tools: Tool[] = [
       { name: 'restic', cmd: RESTIC_BIN, base: (repo) => ['-r', repo, '--password-file', pw, '--cache-dir', join(work, 'restic-cache')] },
-      { name: 'restic-ts', cmd: RESTIC_TS_MAIN, base: (repo) => ['-r', repo, '--password-file', pw] },
+      { name: 'restic-ts', cmd: RESTIC_TS_BIN, base: (repo) => ['-r', repo, '--password-file', pw] },
     ];
     const results: Partial<Record<Tool['name'], ToolResult>> = {};
     for (const tool of tools) results[tool.name] = await runTool(tool, work, ds, s);

@@ -10,8 +10,9 @@ import { fileURLToPath } from 'node:url';
 export const MiB = 1024 * 1024;
 export const TIME_BIN = '/usr/bin/time';
 export const RESTIC_BIN = process.env.RESTIC_BIN ?? '/usr/bin/restic';
-/** The CLI as npm links it: run as a program, so its launcher line applies (see bench/README). */
 export const RESTIC_TS_MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+/** The `restic-ts` command as npm links it (see bench/README, "Where the time goes"). */
+export const RESTIC_TS_BIN = fileURLToPath(new URL('../../bin/restic-ts.js', import.meta.url));
 
 /** Accepts `256M`, `1G`, `1GiB`, `512MiB`, `100k` or plain bytes; suffixes are binary. */
 export function parseSize(text: string): number {

@@ -20,7 +20,7 @@ import { cp, mkdir, open, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanUpOnInterrupt, median, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN } from './common.js';
+import { cleanUpOnInterrupt, median, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_BIN, RESTIC_TS_MAIN } from './common.js';
 
 
 const { values } = parseArgs({
@@ -155,8 +155,8 @@ async function main(): Promise<void> {
   try {
     const pw = join(work, 'password');
     await writeFile(pw, 'bench\n');
-    // The wrapper starts with the CLI's own launcher line, so Node starts as it does for the CLI.
-    const launcher = readFileSync(RESTIC_TS_MAIN, 'utf8').split('\n', 1)[0];
+    // The wrapper starts with the restic-ts command's own shell lines, so Node starts as it does there.
+    const launcher = readFileSync(RESTIC_TS_BIN, 'utf8').split('\n').slice(0, 2).join('\n');
     await writeFile(
       join(work, 'rchar.mjs'),
       `${launcher}\nimport { readFileSync } from 'node:fs';\n` +

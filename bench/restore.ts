@@ -18,7 +18,7 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanUpOnInterrupt, measure, median, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_MAIN, TIME_BIN, verifyTree, type Measurement } from './common.js';
+import { cleanUpOnInterrupt, measure, median, MiB, parseSize, prng, RESTIC_BIN, RESTIC_TS_BIN, RESTIC_TS_MAIN, TIME_BIN, verifyTree, type Measurement } from './common.js';
 
 
 interface Settings {
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
 
     const tools = {
       restic: { cmd: RESTIC_BIN, args: resticBase },
-      'restic-ts': { cmd: RESTIC_TS_MAIN, args: base },
+      'restic-ts': { cmd: RESTIC_TS_BIN, args: base },
     };
     const runs: Record<keyof typeof tools, Measurement[]> = { restic: [], 'restic-ts': [] };
     let problems: string[] = [];

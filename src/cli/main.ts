@@ -1,6 +1,4 @@
-#!/usr/bin/env -S RESTIC_TS_DEFERRED_CA_CERTS=${NODE_EXTRA_CA_CERTS} NODE_EXTRA_CA_CERTS= node
-// The line above starts Node without NODE_EXTRA_CA_CERTS, which Node 20 would parse before any of our
-// code runs; our TLS clients add that bundle themselves (backends/trust.ts). POSIX `env -S` only.
+#!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ResticError, UsageError } from '../errors.js';
 import { openResources, passwordSources, startOpening, type GlobalOptions } from './command.js';
@@ -8,7 +6,8 @@ import { givenWithoutPrompt } from './password.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 import { deferExtraCaCerts } from '../backends/trust.js';
 
-// Put the bundle back where child processes and our TLS clients look for it.
+// Started by bin/restic-ts.js, Node did not load NODE_EXTRA_CA_CERTS: put it back where child
+// processes and our TLS clients look for it.
 const deferredCaCerts = process.env.RESTIC_TS_DEFERRED_CA_CERTS;
 delete process.env.RESTIC_TS_DEFERRED_CA_CERTS;
 if (deferredCaCerts && !process.env.NODE_EXTRA_CA_CERTS) {

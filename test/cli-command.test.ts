@@ -1,11 +1,11 @@
-// The CLI run as a program, as npm links it: its launcher line starts Node without NODE_EXTRA_CA_CERTS
-// (Node 20 parses that bundle at start-up), and the REST, S3 and Kubernetes clients, and child
-// processes, must still trust it.
-import { accessSync, constants } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+// The `restic-ts` command as npm links it (bin/restic-ts.js through a symlink): its shell line starts
+// Node without NODE_EXTRA_CA_CERTS (Node 20 parses that bundle at start-up), and the REST, S3 and
+// Kubernetes clients, and child processes, must still trust it.
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRestServer, type RestServer } from '../src/backends/rest/server.js';
 import { makeTempDir, removeDir } from './helpers/fixtures.js';
@@ -18,6 +18,9 @@ let unrelated: { cert: string; key: string };
 let rest: RestServer;
 let restUrl: string;
 let passwordFile: string;
+/** A symlink to bin/restic-ts.js, as in node_modules/.bin. */
+let command: string;
+const BIN = fileURLToPath(new URL('../bin/restic-ts.js', import.meta.url));
 
 async function makeCert(name: string): Promise<{ cert: string; key: string }> {
   const cert = path.join(dir, `${name}.pem`);
@@ -27,15 +30,17 @@ async function makeCert(name: string): Promise<{ cert: string; key: string }> {
   return { cert, key };
 }
 
-/** The CLI executed directly, so its `#!` line starts Node; `extraCa` becomes NODE_EXTRA_CA_CERTS. */
+/** The `restic-ts` command; `extraCa` becomes NODE_EXTRA_CA_CERTS. */
 function launched(args: string[], extraCa?: string, env: Record<string, string> = {}): Promise<RunResult> {
-  return run(CLI, args, { env: { ...env, ...(extraCa ? { NODE_EXTRA_CA_CERTS: extraCa } : {}) }, timeoutMs: 120_000 });
+  return run(command, args, { env: { ...env, ...(extraCa ? { NODE_EXTRA_CA_CERTS: extraCa } : {}) }, timeoutMs: 120_000 });
 }
 
 beforeAll(async () => {
   dir = await makeTempDir('launcher');
   trusted = await makeCert('trusted');
   unrelated = await makeCert('unrelated');
+  command = path.join(dir, 'restic-ts');
+  await symlink(BIN, command);
   passwordFile = path.join(dir, 'pw');
   await writeFile(passwordFile, 'launcher-pw\n');
   rest = createRestServer({ path: path.join(dir, 'rest'), listen: '127.0.0.1:0', noAuth: true, tlsCert: trusted.cert, tlsKey: trusted.key, tls: true, onError: () => undefined });
@@ -47,9 +52,21 @@ afterAll(async () => {
   if (dir) await removeDir(dir);
 });
 
-describe('the CLI launcher line', () => {
-  it('is what npm runs: the built CLI is executable', () => {
-    expect(() => accessSync(CLI, constants.X_OK)).not.toThrow();
+describe('the restic-ts command', () => {
+  it('is what npm links as restic-ts, and passes arguments through unchanged', async () => {
+    const pkg = JSON.parse(await readFile(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { bin: Record<string, string> };
+    expect(path.resolve(fileURLToPath(new URL('..', import.meta.url)), pkg.bin['restic-ts']!)).toBe(BIN);
+    const repo = path.join(dir, 'args repo');
+    const init = await launched(['-r', repo, '--password-file', passwordFile, 'init']);
+    expect(init.code, formatRun('init', init)).toBe(0);
+    const data = path.join(dir, 'x y');
+    await mkdir(data);
+    await writeFile(path.join(data, 'f'), 'content');
+    const backup = await launched(['-r', repo, '--password-file', passwordFile, 'backup', '--tag', 'a b', data]);
+    expect(backup.code, formatRun('backup', backup)).toBe(0);
+    const r = await launched(['-r', repo, '--password-file', passwordFile, 'snapshots', '--json']);
+    expect(r.code, formatRun('snapshots', r)).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject([{ tags: ['a b'], paths: [data] }]);
   });
 
   it('a REST server whose CA is only in NODE_EXTRA_CA_CERTS is trusted; without it, refused', async () => {
@@ -86,7 +103,7 @@ describe('the CLI launcher line', () => {
   });
 });
 
-describe('the CLI launcher line with S3 and Kubernetes', () => {
+describe('the restic-ts command with S3 and Kubernetes', () => {
   let s3: S3TestServer;
   let kube: https.Server;
   let kubeconfig: string;
