@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { compress as zstdCompress } from '@bokuweb/zstd-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compress, decompress, initCompression } from '../src/repo/compression.js';
+import { compress, compressBlob, decompress, initCompression } from '../src/repo/compression.js';
+import { compressedSizeEstimate } from '../src/wasm/probe.js';
 import { IntegrityError } from '../src/errors.js';
 
 beforeAll(() => initCompression());
@@ -69,5 +70,63 @@ describe('compress', () => {
       }
     }
     expect(Buffer.from(compress(text, 'max')).equals(Buffer.from(zstdCompress(text, 19)))).toBe(true);
+  });
+});
+
+describe('compressBlob on small blobs (estimate first, zstd only where it may pay)', () => {
+  const text = Buffer.from('{"name":"restic-ts","files":["a.txt","b.txt"],"size":12345}\n'.repeat(200));
+  const random = (n: number) => new Uint8Array(randomBytes(n));
+  const repeated = (block: Uint8Array, times: number) => new Uint8Array(Buffer.concat(Array.from({ length: times }, () => block)));
+  const cases: Record<string, Uint8Array> = {
+    empty: new Uint8Array(0),
+    'one byte': new Uint8Array([1]),
+    'random 1 KiB': random(1024),
+    'random 8 KiB': random(8192),
+    'random 64 KiB': random(64 * 1024),
+    text,
+    'text, 100 bytes': text.subarray(0, 100),
+    'base64 of random data': Buffer.from(Buffer.from(random(6000)).toString('base64')),
+    'hex of random data': Buffer.from(Buffer.from(random(3000)).toString('hex')),
+    'a random KiB four times': repeated(random(1024), 4),
+    'random 32 KiB then the same again': repeated(random(32 * 1024), 2),
+    'half text, half random': new Uint8Array(Buffer.concat([text.subarray(0, 4096), random(4096)])),
+    'zeros with random islands': (() => {
+      const d = new Uint8Array(16384);
+      for (let i = 0; i < d.length; i += 1024) d.set(random(64), i);
+      return d;
+    })(),
+  };
+  // Two copies of the same 300 random bytes with 7 000 others in between.
+  const island = random(300);
+  cases['a random 300 bytes twice, 7 KiB apart'] = new Uint8Array(Buffer.concat([island, random(7000), island]));
+
+  it.each(Object.keys(cases))('%s: stored raw only where zstd would not save 3 %%, and round-trips', (name) => {
+    const data = cases[name]!;
+    const stored = compressBlob(data, 'auto');
+    const zstdSize = compress(data, 'auto').length;
+    if (stored === undefined) expect(zstdSize).toBeGreaterThanOrEqual(data.length * 0.97);
+    else {
+      expect(stored.length).toBeLessThan(data.length);
+      expect(Buffer.from(decompress(stored, data.length)).equals(Buffer.from(data))).toBe(true);
+    }
+  });
+
+  it('random data is stored raw; repeats, text and encoded data are compressed', () => {
+    for (const name of ['random 1 KiB', 'random 8 KiB', 'random 64 KiB']) expect(compressBlob(cases[name]!, 'auto'), name).toBeUndefined();
+    for (const name of ['text', 'base64 of random data', 'hex of random data', 'a random KiB four times', 'random 32 KiB then the same again', 'half text, half random', 'zeros with random islands']) {
+      expect(compressBlob(cases[name]!, 'auto'), name).toBeDefined();
+    }
+  });
+
+  it('the estimate is undefined over 64 KiB and small for repeats', () => {
+    expect(compressedSizeEstimate(random(64 * 1024 + 1))).toBeUndefined();
+    expect(compressedSizeEstimate(new Uint8Array(0))).toBe(0);
+    expect(compressedSizeEstimate(repeated(random(1024), 8))!).toBeLessThan(1200);
+    expect(compressedSizeEstimate(random(8192))!).toBeGreaterThan(8192 * 0.98);
+  });
+
+  it('off mode never compresses; max mode runs zstd without the estimate', () => {
+    expect(compressBlob(cases.text!, 'off')).toBeUndefined();
+    expect(compressBlob(cases.text!, 'max')).toBeDefined();
   });
 });

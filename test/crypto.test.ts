@@ -206,6 +206,10 @@ describe.each(suites)('%s suite', (_name, c) => {
     h.update(data.subarray(70_000));
     expect(same(h.digest(), c.sha256(data))).toBe(true);
     expect(toHexString(c.sha256(data))).toBe(nc.createHash('sha256').update(data).digest('hex'));
+    // A view into a larger buffer hashes only its own bytes.
+    const view = data.subarray(3, 5003);
+    expect(c.sha256Hex(view)).toBe(nc.createHash('sha256').update(view.slice()).digest('hex'));
+    expect(toHexString(c.sha256(view))).toBe(c.sha256Hex(view));
   });
 
   test('scrypt: RFC 7914 vector; bad parameters are a UsageError', async () => {

@@ -46,6 +46,8 @@ export interface Primitives {
   /** One AES-128 block encryption. */
   aes128block(key: Uint8Array, block: Uint8Array): Uint8Array;
   sha256(data: Uint8Array): Uint8Array;
+  /** Where the platform hashes straight to hex (ids are hex everywhere); else hex of sha256(). */
+  sha256Hex?(data: Uint8Array): string;
   createSha256(): Sha256Stream;
   /** 64 bytes; params already validated. */
   scrypt(password: Uint8Array, salt: Uint8Array, params: ScryptParams, maxmem: number): Promise<Uint8Array>;
@@ -155,7 +157,7 @@ export function makeSuite(prim: Primitives, poly1305: Poly1305): CryptoSuite {
       return prim.aes256ctr(key.encrypt, iv, body);
     },
     sha256: (data) => prim.sha256(data),
-    sha256Hex: (data) => toHexString(prim.sha256(data)),
+    sha256Hex: prim.sha256Hex ? (data) => prim.sha256Hex!(data) : (data) => toHexString(prim.sha256(data)),
     createSha256: () => prim.createSha256(),
     async scrypt(password: Uint8Array, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
       const problem = scryptParamsProblem(params);

@@ -1,6 +1,7 @@
 import { init as zstdInit, compressUsingDict, createCCtx, decompress as zstdDecompress } from '@bokuweb/zstd-wasm';
 import { decompress as fzstdDecompress } from 'fzstd';
 import { IntegrityError } from '../errors.js';
+import { compressedSizeEstimate } from '../wasm/probe.js';
 
 /** restic's --compression modes, mapped onto zstd levels close to what restic's encoder does. */
 export type CompressionMode = 'auto' | 'off' | 'max';
@@ -37,9 +38,9 @@ const PROBE_RATIO = 0.97;
 
 /**
  * The stored form of a blob under `mode`: its zstd frame when that is smaller, else undefined (store
- * the plaintext). In auto mode a few slices are compressed first at the fastest level; data that does
- * not shrink there (encrypted, already compressed, random) is stored as is without paying for a full
- * compression — zstd is slow on incompressible input.
+ * the plaintext). In auto mode a few slices of a large blob are compressed first at the fastest level,
+ * and a small blob is estimated; data that does not shrink there (encrypted, already compressed,
+ * random) is stored as is without paying for a full compression — zstd is slow on incompressible input.
  */
 export function compressBlob(data: Uint8Array, mode: CompressionMode): Uint8Array | undefined {
   if (mode === 'off') return undefined;
@@ -48,6 +49,11 @@ export function compressBlob(data: Uint8Array, mode: CompressionMode): Uint8Arra
     let probed = 0;
     for (let i = 0; i < 3; i++) probed += zstdCompress(data.subarray(i * step, i * step + PROBE_SLICE), 1).length;
     if (probed >= 3 * PROBE_SLICE * PROBE_RATIO) return undefined;
+  } else if (mode === 'auto') {
+    // Small blobs are whole files as often as not; zstd costs ~7 ns a byte on random ones, the
+    // estimate under 1 (the probe above would cost as much as compressing).
+    const estimate = compressedSizeEstimate(data);
+    if (estimate !== undefined && estimate >= data.length * PROBE_RATIO) return undefined;
   }
   const compressed = compress(data, mode);
   return compressed.length < data.length ? compressed : undefined;
