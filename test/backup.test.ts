@@ -241,6 +241,24 @@ describe('backup', () => {
     expect(r.stats.dirs.new).toBe(items.filter((e) => e.type === 'dir').length);
   });
 
+  it('status updates keep coming while thousands of page-cached or unchanged files are saved', async () => {
+    // Such files need no waiting on I/O, so the backup has to make room for timers itself.
+    const many = path.join(work, 'many');
+    const count = 6000;
+    for (let d = 0; d < 20; d++) {
+      await mkdir(path.join(many, `d${d}`), { recursive: true });
+      await Promise.all(Array.from({ length: count / 20 }, (_, i) => writeFile(path.join(many, `d${d}`, `f${i}`), randomBytes(512))));
+    }
+    const repo = await initRepo('many');
+    for (const run of ['new', 'unchanged']) {
+      const statuses: BackupStatus[] = [];
+      await ourBackup(repo, { paths: ['many'], statusIntervalMs: 5, onStatus: (s) => statuses.push(s) });
+      const midway = statuses.filter((s) => s.filesDone > 0 && s.filesDone < count);
+      expect(midway.length, `${run} files: ${statuses.map((s) => s.filesDone).join(' ')}`).toBeGreaterThanOrEqual(2);
+    }
+    await removeDir(many);
+  });
+
   it('-v / -vv messages have restic\'s shape', async () => {
     const repo = await initRepo('verbose');
     const shape = (out: string) =>

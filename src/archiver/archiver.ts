@@ -7,6 +7,7 @@ import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Chunker, parsePolynomial } from '../chunker/index.js';
+import { yieldToEventLoop } from './event-loop.js';
 import { ResticError, UsageError } from '../errors.js';
 import { goClean } from '../filter/gomatch.js';
 import { nodeFromPath } from '../fs/node.js';
@@ -281,6 +282,7 @@ export class Archiver {
   }
 
   private async saveFile(item: string, abs: Buffer, node: Node, previous: Node | undefined): Promise<Future> {
+    await yieldToEventLoop();
     const start = performance.now();
     const p = this.opts.progress;
     if (previous && !fileChanged(node, previous, this.opts.change ?? {})) {
