@@ -5,7 +5,7 @@ import { listConfig } from '../backend.js';
 import type { BackendOptions, RestLocation } from '../options.js';
 import { NotFoundError, PermanentError, ResticError, UsageError } from '../../errors.js';
 import { MIME_V2 } from './protocol.js';
-import { trustContext } from '../trust.js';
+import { readCaCertificates, trustContext } from '../trust.js';
 const DEFAULT_CONNECTIONS = 5;
 /** Node's codes for certificate verification failures. */
 const TLS_VERIFY_ERRORS = /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_)/;
@@ -77,7 +77,8 @@ export class RestBackend implements Backend {
       this.auth = `Basic ${Buffer.from(`${username}:${password ?? ''}`).toString('base64')}`;
     }
     this.connections = positiveInt(opts.extended?.['rest.connections'], 'rest.connections', DEFAULT_CONNECTIONS);
-    const secureContext = url.protocol === 'https:' ? trustContext(opts.cacert) : undefined;
+    const cacerts = readCaCertificates(opts.cacert);
+    const secureContext = url.protocol === 'https:' ? trustContext(cacerts) : undefined;
     this.pool = new Pool(url.origin, {
       connections: this.connections,
       pipelining: 1,

@@ -1,7 +1,7 @@
 import type { SecureContext } from 'node:tls';
 import type { BackendOptions, S3Location } from '../options.js';
 import { PermanentError, UsageError } from '../../errors.js';
-import { trustContext } from '../trust.js';
+import { readCaCertificates, trustContext } from '../trust.js';
 
 /** Everything the S3 backend derives from its location and options, before any request is made. */
 export interface S3Settings {
@@ -47,6 +47,7 @@ export function resolveS3Settings(loc: S3Location, opts: BackendOptions): S3Sett
     throw new UsageError(`invalid s3.connections "${ext['s3.connections']}": must be a positive integer`);
   }
 
+  const cacerts = readCaCertificates(opts.cacert);
   return {
     // The global AWS name is better left to the SDK, which then picks the bucket's regional endpoint.
     endpointUrl: loc.endpoint === 's3.amazonaws.com' && loc.useTls ? undefined : `${loc.useTls ? 'https' : 'http'}://${loc.endpoint}`,
@@ -54,7 +55,7 @@ export function resolveS3Settings(loc: S3Location, opts: BackendOptions): S3Sett
     forcePathStyle,
     credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) },
     connections,
-    secureContext: loc.useTls ? trustContext(opts.cacert) : undefined,
+    secureContext: loc.useTls ? trustContext(cacerts) : undefined,
     rejectUnauthorized: !opts.insecureTls,
   };
 }

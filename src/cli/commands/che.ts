@@ -45,8 +45,9 @@ async function loadKubeConfig(path: string | undefined): Promise<KubeConfig> {
 }
 
 /**
- * Under the CLI's launcher Node's default trust lacks the NODE_EXTRA_CA_CERTS bundle, so a cluster
- * that relies on the default trust is given it as its CA data (parsed per connection, as any CA data).
+ * Started as the restic-ts command, Node's default trust lacks the NODE_EXTRA_CA_CERTS bundle, so a
+ * cluster that relies on the default trust is given it as its CA data (parsed per connection, as any
+ * CA data is).
  */
 function trustDeferredCAs(kc: KubeConfig, mapClusters: (kc: KubeConfig, fix: (c: Cluster) => Cluster) => KubeConfig): KubeConfig {
   if (!extraCaCertsAreDeferred()) return kc;
