@@ -255,6 +255,8 @@ describe('backup', () => {
       await ourBackup(repo, { paths: ['many'], statusIntervalMs: 5, onStatus: (s) => statuses.push(s) });
       const midway = statuses.filter((s) => s.filesDone > 0 && s.filesDone < count);
       expect(midway.length, `${run} files: ${statuses.map((s) => s.filesDone).join(' ')}`).toBeGreaterThanOrEqual(2);
+      // The scanner keeps ahead: totals never trail what has been saved.
+      expect(statuses.filter((s) => s.filesDone > s.totalFiles), `${run} files`).toEqual([]);
     }
     await removeDir(many);
   });

@@ -1,10 +1,12 @@
 // Counts what a backup will cover (files, directories, bytes) while the archiver runs, so progress can
 // show totals and an ETA. Applies the same exclusion rules; never reads file contents. Each directory
-// is listed and stat'ed synchronously (cheap for cached metadata), then the scanner yields to the
-// archiver before the next one.
+// is listed and stat'ed synchronously (cheap for cached metadata), then the scanner lets the
+// archiver's pending work run before the next one. It stays ahead of the archiver that way: waiting
+// for a turn of the event loop per directory instead, it fell behind whenever the archiver had no I/O
+// to wait on (totals smaller than what was already saved).
 import { lstatSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { yieldToEventLoop } from './event-loop.js';
 import type { Excluder } from './exclude.js';
 import { pathError } from './item-error.js';
 import { baseName, joinPath, parentDir } from './paths.js';
@@ -52,7 +54,7 @@ export class Scanner {
       const tags = await this.excluder.dirTags(d);
       const subdirs: Buffer[] = [];
       for (let i = 0; i < entries.length; i++) {
-        if (i > 0 && i % 1024 === 0) await nextTurn();
+        if (i > 0 && i % 1024 === 0) await yieldToEventLoop();
         const name = entries[i]!;
         const path = joinPath(d, name);
         if (this.excluder.rejectByName(path, name, tags)) continue;
@@ -83,7 +85,7 @@ export class Scanner {
         pending.push({ dir: sub, names: children.sort(Buffer.compare) });
       }
       this.progress.scanUpdated();
-      await nextTurn();
+      await yieldToEventLoop();
     }
   }
 }
