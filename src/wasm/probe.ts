@@ -17,8 +17,6 @@ const view = probe && {
   hist: new Uint32Array(probe.memory.buffer, probe.hist_ptr(), 256),
   inAt: probe.in_ptr(),
   inSize: probe.in_size(),
-  /** c·log2(c) for every count c a histogram can hold, made at the first call. */
-  cLog2c: undefined as Float64Array | undefined,
 };
 
 /**
@@ -33,9 +31,11 @@ export function compressedSizeEstimate(data: Uint8Array): number | undefined {
   view.mem.set(data, view.inAt);
   const literals = n - probe.scan(n);
   // Entropy in bits per byte: log2(n) − Σ c·log2(c) / n.
-  const cLog2c = (view.cLog2c ??= Float64Array.from({ length: view.inSize + 1 }, (_, c) => (c > 0 ? c * Math.log2(c) : 0)));
   const hist = view.hist;
   let sum = 0;
-  for (let b = 0; b < 256; b++) sum += cLog2c[hist[b]!]!;
+  for (let b = 0; b < 256; b++) {
+    const c = hist[b]!;
+    if (c > 1) sum += c * Math.log2(c);
+  }
   return (literals * (Math.log2(n) - sum / n)) / 8 + 2 * probe.match_count();
 }

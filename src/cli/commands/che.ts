@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
-import type { Cluster, KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { defaultTrustedCAs, extraCaCertsAreDeferred } from '../../backends/trust.js';
 import { ResticError, UsageError } from '../../errors.js';
 import type { CheOperationOptions } from '../../che/devenv/chectl-client.js';
@@ -41,18 +41,11 @@ async function loadKubeConfig(path: string | undefined): Promise<KubeConfig> {
     throw new UsageError(`cannot load the Kubernetes configuration${path ? ` ${path}` : ''}: ${(e as Error).message.split('\n')[0]}`);
   }
   if (!kc.getCurrentCluster()) throw new UsageError('no Kubernetes cluster configured: give --kubeconfig FILE or set KUBECONFIG');
-  return trustDeferredCAs(allowPlainHttp(kc), mapClusters);
-}
-
-/**
- * Started as the restic-ts command, Node's default trust lacks the NODE_EXTRA_CA_CERTS bundle, so a
- * cluster that relies on the default trust is given it as its CA data (parsed per connection, as any
- * CA data is).
- */
-function trustDeferredCAs(kc: KubeConfig, mapClusters: (kc: KubeConfig, fix: (c: Cluster) => Cluster) => KubeConfig): KubeConfig {
-  if (!extraCaCertsAreDeferred()) return kc;
+  // Started as the restic-ts command, Node's default trust lacks the NODE_EXTRA_CA_CERTS bundle: a
+  // cluster that relies on the default trust gets it as its CA data (parsed per connection, as any is).
+  if (!extraCaCertsAreDeferred()) return allowPlainHttp(kc);
   let caData: string | undefined;
-  return mapClusters(kc, (c) => {
+  return mapClusters(allowPlainHttp(kc), (c) => {
     if (!c.server.startsWith('https:') || c.caData || c.caFile || c.skipTLSVerify) return c;
     caData ??= Buffer.from(defaultTrustedCAs().join('\n')).toString('base64');
     return { ...c, caData };
